@@ -1,0 +1,248 @@
+//! Server side of authentication. The core stops where the caller must read the
+//! record (STYLE 3): `AuthRequest::parse` → `store.read(username)` →
+//! `continue_with(record)` → keep [`PendingAuth`] in the session store → A3 →
+//! [`PendingAuth::receive_proof`].
+
+use rand_core::CryptoRng;
+use subtle::{Choice, ConstantTimeEq};
+
+use super::{ChannelBinding, auth_message, session_keys};
+use crate::codec::{Reader, Writer};
+use crate::config::ServerConfig;
+use crate::crypto::{hmac, sha256, xor32};
+use crate::dh::{Group, PublicKey, SharedSecret};
+use crate::error::{Error, Result};
+use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64};
+use crate::nonce::{CombinedNonce, Nonce};
+use crate::record::Record;
+use crate::secret::{ClientKey, SecretBytes, ServerKey, SessionKeys, StoredKey};
+use crate::session::{Phase, SessionKey};
+
+/// A parsed, validated A1.
+#[derive(Debug)]
+pub struct AuthRequest {
+    username: String,
+    client_nonce: Nonce,
+    channel: Option<PublicKey>,
+}
+
+impl AuthRequest {
+    /// Validates A1.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] (bad name, nonce, or only one of group and
+    /// public_key), [`Error::Unsupported`] (group), [`Error::InvalidPublicKey`].
+    pub fn parse(msg: &AuthPairing, config: &ServerConfig) -> Result<Self> {
+        crate::username::require_normalized(&msg.username)?;
+        let client_nonce = Nonce::parse(&msg.client_nonce)?;
+        let channel = match (&msg.group, &msg.public_key) {
+            (None, None) => None,
+            (Some(g), Some(pk)) => Some(PublicKey::from_bytes(config.group(g)?, pk.as_bytes())?),
+            _ => return Err(Error::invalid("group and public_key must be sent together")),
+        };
+        Ok(Self { username: msg.username.clone(), client_nonce, channel })
+    }
+
+    /// The username whose record the caller must read.
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The session key this authentication will live under.
+    #[must_use]
+    pub fn session_key(&self) -> SessionKey {
+        SessionKey::new(Phase::Authentication, &self.client_nonce)
+    }
+
+    /// Continues with the user's record, or `None` for an unknown user, which gets
+    /// a deterministic mock salt and a doomed proof check, answered exactly like a
+    /// wrong password at the last step.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPublicKey`] when the DH shared secret is degenerate.
+    pub fn continue_with<R: CryptoRng + ?Sized>(
+        self,
+        record: Option<Record>,
+        rng: &mut R,
+        config: &ServerConfig,
+    ) -> Result<(AuthPairingReply, PendingAuth)> {
+        let (salt, ic, stored_key, server_key, known) = match record {
+            Some(r) => (r.salt, r.ic, r.stored_key, r.server_key, true),
+            None => {
+                // HMAC of a server secret and the name: the same salt every time for
+                // a given unknown user, like a real one, and unlinkable across servers.
+                let salt = hmac(&config.mock_secret, &[b"scram-dh mock salt", self.username.as_bytes()]);
+                let mut k = [0u8; 32];
+                rng.fill_bytes(&mut k);
+                let stored = StoredKey::from_bytes(k);
+                rng.fill_bytes(&mut k);
+                (salt.to_vec(), config.ic, stored, ServerKey::from_bytes(k), false)
+            }
+        };
+        let nonce = CombinedNonce { client: self.client_nonce, server: Nonce::random(rng) };
+        let (server_public, channel) = match self.channel {
+            None => (None, None),
+            Some(client_public) => {
+                let secret = client_public.group().generate(rng);
+                let server_public = secret.public_key().clone();
+                let z = secret.diffie_hellman(&client_public)?;
+                (Some(server_public.clone()), Some(ChannelState { client_public, server_public, z }))
+            }
+        };
+        let reply = AuthPairingReply {
+            salt: Base64(salt.clone()),
+            ic,
+            nonce: nonce.to_wire(),
+            public_key: server_public.map(|pk| Base64(pk.as_bytes().to_vec())),
+        };
+        let pending =
+            PendingAuth { username: self.username, nonce, salt, ic, stored_key, server_key, known, channel };
+        Ok((reply, pending))
+    }
+}
+
+#[derive(Debug)]
+struct ChannelState {
+    client_public: PublicKey,
+    server_public: PublicKey,
+    z: SharedSecret,
+}
+
+/// The server's state between A2 and A3. Serialises to secret bytes for a session store.
+#[derive(Debug)]
+pub struct PendingAuth {
+    username: String,
+    nonce: CombinedNonce,
+    salt: Vec<u8>,
+    ic: u32,
+    stored_key: StoredKey,
+    server_key: ServerKey,
+    known: bool,
+    channel: Option<ChannelState>,
+}
+
+const STATE_VERSION: u8 = 0x41; // 'A'
+
+impl PendingAuth {
+    /// Encodes the state for a session store.
+    #[must_use]
+    pub fn to_bytes(&self) -> SecretBytes {
+        let mut w = Writer::new(STATE_VERSION)
+            .bytes(self.username.as_bytes())
+            .bytes(self.nonce.client.as_bytes())
+            .bytes(self.nonce.server.as_bytes())
+            .bytes(&self.salt)
+            .u32(self.ic)
+            .bytes(self.stored_key.expose())
+            .bytes(self.server_key.expose())
+            .u64(u64::from(self.known));
+        match &self.channel {
+            None => w = w.bytes(b""),
+            Some(c) => {
+                w = w
+                    .bytes(c.client_public.group().name().as_bytes())
+                    .bytes(c.client_public.as_bytes())
+                    .bytes(c.server_public.as_bytes())
+                    .bytes(c.z.as_bytes());
+            }
+        }
+        w.finish()
+    }
+
+    /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    ///
+    /// # Errors
+    /// [`Error::ServerError`] for bytes that are not such a state.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let corrupt = || Error::ServerError("corrupt session state".into());
+        let mut r = Reader::new(bytes, STATE_VERSION)?;
+        let username = r.string()?;
+        let nonce = CombinedNonce {
+            client: Nonce::from_bytes(r.array32()?),
+            server: Nonce::from_bytes(r.array32()?),
+        };
+        let salt = r.bytes()?.to_vec();
+        let ic = r.u32()?;
+        let stored_key = StoredKey::from_bytes(r.array32()?);
+        let server_key = ServerKey::from_bytes(r.array32()?);
+        let known = r.u64()? == 1;
+        let group = r.string()?;
+        let channel = if group.is_empty() {
+            None
+        } else {
+            let group = Group::from_name(&group).ok_or_else(corrupt)?;
+            let client_public = PublicKey::from_bytes(group, r.bytes()?).map_err(|_| corrupt())?;
+            let server_public = PublicKey::from_bytes(group, r.bytes()?).map_err(|_| corrupt())?;
+            let z = SharedSecret::from_bytes(group, r.bytes()?).ok_or_else(corrupt)?;
+            Some(ChannelState { client_public, server_public, z })
+        };
+        r.end()?;
+        Ok(Self { username, nonce, salt, ic, stored_key, server_key, known, channel })
+    }
+
+    /// Checks A3: the combined nonce (constant time) and the proof
+    /// (`SHA-256(ClientProof XOR ClientSignature) == StoredKey`, constant time).
+    ///
+    /// # Errors
+    /// [`Error::NonceMismatch`]; [`Error::InvalidMessage`] for a proof that is not
+    /// 32 bytes; [`Error::AuthenticationFailed`] for a wrong proof or unknown user.
+    pub fn receive_proof(self, msg: &AuthClientProof) -> Result<(AuthProof, Authenticated)> {
+        self.nonce.check(&msg.nonce)?;
+        let proof: [u8; 32] = msg.client_proof.array("client_proof")?;
+        let cb = self.channel.as_ref().map(|c| ChannelBinding {
+            group: c.client_public.group(),
+            client_public_key: c.client_public.as_bytes(),
+            server_public_key: c.server_public.as_bytes(),
+        });
+        let am = auth_message(
+            &self.username,
+            &self.nonce.client.to_hex(),
+            &self.nonce.to_wire(),
+            &self.salt,
+            self.ic,
+            cb.as_ref(),
+        );
+        let client_signature = hmac(self.stored_key.expose(), &[am.as_bytes()]);
+        let client_key = ClientKey::from_bytes(xor32(&proof, &client_signature));
+        let ok =
+            sha256(client_key.expose()).ct_eq(self.stored_key.expose()) & Choice::from(u8::from(self.known));
+        if !bool::from(ok) {
+            return Err(Error::AuthenticationFailed);
+        }
+        let server_signature = hmac(self.server_key.expose(), &[am.as_bytes()]);
+        let keys = self.channel.as_ref().map(|c| session_keys(&client_key, &am, &c.z));
+        Ok((
+            AuthProof { server_signature: Base64(server_signature.to_vec()), session_id: None },
+            Authenticated { username: self.username, session_keys: keys, _seal: () },
+        ))
+    }
+}
+
+/// Proof that a client authenticated; only [`PendingAuth::receive_proof`] builds it.
+#[derive(Debug)]
+pub struct Authenticated {
+    username: String,
+    session_keys: Option<SessionKeys>,
+    _seal: (),
+}
+
+impl Authenticated {
+    /// The authenticated username.
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Channel keys, when a channel was asked for.
+    #[must_use]
+    pub fn session_keys(&self) -> Option<&SessionKeys> {
+        self.session_keys.as_ref()
+    }
+
+    /// Splits into username and channel keys.
+    #[must_use]
+    pub fn into_parts(self) -> (String, Option<SessionKeys>) {
+        (self.username, self.session_keys)
+    }
+}

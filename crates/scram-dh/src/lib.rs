@@ -1,0 +1,57 @@
+//! # scram-dh
+//!
+//! SCRAM-SHA-256 (RFC 5802, RFC 7677) with an ephemeral Diffie-Hellman
+//! registration: a password that never crosses the wire, nothing an eavesdropper
+//! records can be replayed, both sides prove themselves, and the connection can
+//! become an encrypted channel afterwards.
+//!
+//! This crate is the sans-IO protocol core: typed client and server steps for
+//! registration ([`register`]) and authentication ([`auth`]), the DH groups
+//! ([`dh`]), the wire messages ([`message`]), the credential and session store
+//! traits with in-memory implementations ([`record`], [`session`]), and a server
+//! driver over those traits ([`engine`]). It reads no clock and no OS randomness:
+//! time and an RNG are arguments, so [`pair::Pair`] replays exact transcripts.
+//!
+//! ```
+//! use scram_dh::pair::Pair;
+//! use scram_dh::{Group, Labels};
+//!
+//! let mut pair = Pair::new(1);
+//! let cred = pair.register("alice", "correct horse", Group::X25519, Labels::Random)?;
+//! let (client, server) = pair.login("alice", cred.secret(), None)?;
+//! assert_eq!(client.username(), server.username());
+//! # Ok::<(), scram_dh::Error>(())
+//! ```
+//!
+//! ## Features
+//! None: this crate has no optional behaviour. Storage backends live in
+//! `scram-dh-store`, sockets and HTTP in `scram-dh-net`.
+
+pub mod auth;
+mod codec;
+pub mod config;
+pub mod credential;
+pub mod crypto;
+pub mod dh;
+pub mod engine;
+pub mod error;
+pub mod hostkey;
+pub mod message;
+pub mod nonce;
+pub mod pair;
+pub mod provision;
+pub mod record;
+pub mod register;
+pub mod secret;
+pub mod session;
+pub mod username;
+
+pub use config::{ServerConfig, Step};
+pub use credential::{ClientConfig, ClientCredential, ClientKeys, ClientSecret, MIN_ITERATIONS};
+pub use dh::Group;
+pub use engine::{Outcome, ServerEngine};
+pub use error::{Error, ErrorCode, Result};
+pub use hostkey::{Fingerprint, HostKey};
+pub use record::{CredentialStore, Labels, MemoryCredentialStore, Record};
+pub use secret::{Password, SessionKeys};
+pub use session::{MemorySessionStore, SessionStore};

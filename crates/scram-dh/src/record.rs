@@ -1,0 +1,241 @@
+//! The server's per-user record and the credential-store trait (the original's
+//! `AbstractRecord`), with an in-memory implementation.
+
+use core::fmt;
+use core::future::Future;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::secret::{ServerKey, StoredKey};
+
+/// How a record's keys were derived from the salted password (SPEC 3a step 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Labels {
+    /// Two random 32-byte labels: only a client holding ClientKey can log in.
+    #[default]
+    Random,
+    /// RFC 5802's `"Client Key"` / `"Server Key"`: standard SCRAM clients that know
+    /// the password can log in too.
+    Rfc,
+}
+
+impl Labels {
+    /// Wire spelling: `"random"` or `"rfc"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::Rfc => "rfc",
+        }
+    }
+
+    /// Parses the wire spelling.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "random" => Some(Self::Random),
+            "rfc" => Some(Self::Rfc),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 5802's client label.
+pub const RFC_CLIENT_LABEL: &[u8] = b"Client Key";
+/// RFC 5802's server label.
+pub const RFC_SERVER_LABEL: &[u8] = b"Server Key";
+
+/// What the server keeps for a user: never the password nor the salted password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record {
+    /// SASLprep-normalised username.
+    pub username: String,
+    /// The user's salt (32 bytes when made here; imported verifiers may differ).
+    pub salt: Vec<u8>,
+    /// Iteration count.
+    pub ic: u32,
+    /// `SHA-256(ClientKey)`.
+    pub stored_key: StoredKey,
+    /// `HMAC(SaltedPassword, server_label)`.
+    pub server_key: ServerKey,
+    /// Creation time, Unix seconds.
+    pub created: u64,
+    /// Key-derivation kind.
+    pub labels: Labels,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("username", &self.username)
+            .field("ic", &self.ic)
+            .field("created", &self.created)
+            .field("labels", &self.labels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Record {
+    /// The record as a PostgreSQL SCRAM verifier:
+    /// `SCRAM-SHA-256$<ic>:<b64 salt>$<b64 StoredKey>:<b64 ServerKey>`.
+    ///
+    /// Only records with RFC labels let a PostgreSQL client log in with the password.
+    #[must_use]
+    pub fn to_postgres_verifier(&self) -> String {
+        format!(
+            "SCRAM-SHA-256${}:{}${}:{}",
+            self.ic,
+            STANDARD.encode(&self.salt),
+            STANDARD.encode(self.stored_key.expose()),
+            STANDARD.encode(self.server_key.expose())
+        )
+    }
+
+    /// Parses a PostgreSQL verifier into a record with RFC labels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidMessage`] for any deviation from the format, an iteration
+    /// count below 4096, an empty salt or keys that are not 32 bytes.
+    pub fn from_postgres_verifier(username: &str, verifier: &str, created: u64) -> Result<Self> {
+        let bad = || Error::invalid("not a SCRAM-SHA-256 verifier");
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$").ok_or_else(bad)?;
+        let (params, keys) = rest.split_once('$').ok_or_else(bad)?;
+        let (ic, salt) = params.split_once(':').ok_or_else(bad)?;
+        let (stored, server) = keys.split_once(':').ok_or_else(bad)?;
+        if !ic.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let ic: u32 = ic.parse().map_err(|_| bad())?;
+        if ic < crate::MIN_ITERATIONS {
+            return Err(Error::invalid("iteration count below 4096"));
+        }
+        let salt = STANDARD.decode(salt).map_err(|_| bad())?;
+        if salt.is_empty() {
+            return Err(bad());
+        }
+        let decode32 = |s: &str| STANDARD.decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+        let stored_key = StoredKey::from_bytes(decode32(stored).ok_or_else(bad)?);
+        let server_key = ServerKey::from_bytes(decode32(server).ok_or_else(bad)?);
+        Ok(Self {
+            username: crate::username::normalize(username)?,
+            salt,
+            ic,
+            stored_key,
+            server_key,
+            created,
+            labels: Labels::Rfc,
+        })
+    }
+}
+
+/// A credential store failure (the backend is down, a constraint broke).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Store(e.0)
+    }
+}
+
+/// Outcome of an insert-if-absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The record is stored (durably, for persistent backends).
+    Inserted,
+    /// A record with that username exists; nothing was changed.
+    AlreadyExists,
+}
+
+/// Where the server keeps records. Implementations must make `insert` atomic:
+/// of any number of concurrent inserts for one username, exactly one succeeds.
+pub trait CredentialStore: Send + Sync {
+    /// Reads a user's record.
+    fn read(&self, username: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    /// Inserts a record unless the username exists.
+    fn insert(&self, record: &Record) -> impl Future<Output = Result<Inserted, StoreError>> + Send;
+    /// Replaces an existing record; `false` if the user does not exist.
+    fn replace(&self, record: &Record) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes a record; `false` if it did not exist.
+    fn delete(&self, username: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// All usernames, sorted.
+    fn list(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// An in-memory credential store, bounded in the number of records.
+#[derive(Debug)]
+pub struct MemoryCredentialStore {
+    records: RwLock<HashMap<String, Record>>,
+    max_records: usize,
+}
+
+impl Default for MemoryCredentialStore {
+    fn default() -> Self {
+        Self::new(1_000_000)
+    }
+}
+
+impl MemoryCredentialStore {
+    /// A store that refuses inserts beyond `max_records`.
+    #[must_use]
+    pub fn new(max_records: usize) -> Self {
+        Self { records: RwLock::new(HashMap::new()), max_records }
+    }
+
+    fn poisoned() -> StoreError {
+        StoreError("memory credential store lock poisoned".into())
+    }
+}
+
+impl CredentialStore for MemoryCredentialStore {
+    async fn read(&self, username: &str) -> Result<Option<Record>, StoreError> {
+        Ok(self.records.read().map_err(|_| Self::poisoned())?.get(username).cloned())
+    }
+
+    async fn insert(&self, record: &Record) -> Result<Inserted, StoreError> {
+        let mut map = self.records.write().map_err(|_| Self::poisoned())?;
+        if map.contains_key(&record.username) {
+            return Ok(Inserted::AlreadyExists);
+        }
+        if map.len() >= self.max_records {
+            return Err(StoreError("memory credential store is full".into()));
+        }
+        map.insert(record.username.clone(), record.clone());
+        Ok(Inserted::Inserted)
+    }
+
+    async fn replace(&self, record: &Record) -> Result<bool, StoreError> {
+        let mut map = self.records.write().map_err(|_| Self::poisoned())?;
+        match map.get_mut(&record.username) {
+            Some(slot) => {
+                *slot = record.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete(&self, username: &str) -> Result<bool, StoreError> {
+        Ok(self.records.write().map_err(|_| Self::poisoned())?.remove(username).is_some())
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> =
+            self.records.read().map_err(|_| Self::poisoned())?.keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+}

@@ -1,0 +1,297 @@
+//! Server-side in-flight handshakes (SPEC 5): keyed by phase and client nonce,
+//! single use, expiring, bounded globally and per peer.
+
+use core::fmt;
+use core::future::Future;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crate::nonce::Nonce;
+use crate::record::StoreError;
+use crate::secret::SecretBytes;
+
+/// Which handshake a session belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// In-band registration (R1..R4).
+    Registration,
+    /// Authentication (A1..A4).
+    Authentication,
+}
+
+/// A session's key: phase and client nonce.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// The phase.
+    pub phase: Phase,
+    /// The client nonce.
+    pub client_nonce: [u8; 32],
+}
+
+impl SessionKey {
+    /// A key for `phase` and `client_nonce`.
+    #[must_use]
+    pub fn new(phase: Phase, client_nonce: &Nonce) -> Self {
+        Self { phase, client_nonce: *client_nonce.as_bytes() }
+    }
+
+    /// A printable, store-friendly form: `reg:<hex>` or `auth:<hex>`.
+    #[must_use]
+    pub fn to_key_string(&self) -> String {
+        let prefix = match self.phase {
+            Phase::Registration => "reg:",
+            Phase::Authentication => "auth:",
+        };
+        let mut s = String::with_capacity(69);
+        s.push_str(prefix);
+        crate::nonce::push_hex(&mut s, &self.client_nonce);
+        s
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_key_string())
+    }
+}
+
+/// Outcome of [`SessionStore::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionInsert {
+    /// Stored.
+    Inserted,
+    /// A live session holds this key: `nonce_reused`.
+    Exists,
+    /// The global or per-peer cap is reached: `busy`.
+    Full,
+}
+
+/// Storage for in-flight handshakes. Values are opaque, secret bytes.
+pub trait SessionStore: Send + Sync {
+    /// Stores `value` under `key` unless a live session has it, until `now_ms + ttl_ms`.
+    /// `peer` names the remote party for the per-peer cap.
+    fn insert(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        value: SecretBytes,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send;
+
+    /// Atomically removes and returns a live session; `None` if absent or expired.
+    fn take(
+        &self,
+        key: &SessionKey,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<SecretBytes>, StoreError>> + Send;
+}
+
+struct Entry {
+    value: SecretBytes,
+    expires_ms: u64,
+    seq: u64,
+    peer: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<SessionKey, Entry>,
+    // Expiry index: (expires, insertion sequence) -> key. Removal is O(log n); no scans.
+    by_expiry: BTreeMap<(u64, u64), SessionKey>,
+    per_peer: HashMap<String, usize>,
+    seq: u64,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &SessionKey) -> Option<Entry> {
+        let entry = self.map.remove(key)?;
+        self.by_expiry.remove(&(entry.expires_ms, entry.seq));
+        if let Some(n) = self.per_peer.get_mut(&entry.peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_peer.remove(&entry.peer);
+            }
+        }
+        Some(entry)
+    }
+
+    fn purge_expired(&mut self, now_ms: u64) {
+        while let Some((&(expires, _), &key)) = self.by_expiry.first_key_value() {
+            if expires > now_ms {
+                break;
+            }
+            self.remove(&key);
+        }
+    }
+}
+
+/// An in-memory session store: O(log n) per operation, expired sessions dropped
+/// as time passes (amortised over inserts and takes), never more than
+/// `max_sessions` live, nor `max_per_peer` for one peer.
+pub struct MemorySessionStore {
+    inner: Mutex<Inner>,
+    max_sessions: usize,
+    max_per_peer: usize,
+}
+
+impl fmt::Debug for MemorySessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemorySessionStore")
+            .field("live", &self.len())
+            .field("max_sessions", &self.max_sessions)
+            .field("max_per_peer", &self.max_per_peer)
+            .finish()
+    }
+}
+
+impl Default for MemorySessionStore {
+    fn default() -> Self {
+        Self::new(100_000, 64)
+    }
+}
+
+impl MemorySessionStore {
+    /// A store with the given caps.
+    #[must_use]
+    pub fn new(max_sessions: usize, max_per_peer: usize) -> Self {
+        Self { inner: Mutex::new(Inner::default()), max_sessions, max_per_peer }
+    }
+
+    /// Live (not yet purged) sessions.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
+    }
+
+    /// Whether no session is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn poisoned() -> StoreError {
+        StoreError("memory session store lock poisoned".into())
+    }
+}
+
+impl SessionStore for MemorySessionStore {
+    async fn insert(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        value: SecretBytes,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<SessionInsert, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| Self::poisoned())?;
+        inner.purge_expired(now_ms);
+        if inner.map.contains_key(key) {
+            return Ok(SessionInsert::Exists);
+        }
+        if inner.map.len() >= self.max_sessions
+            || inner.per_peer.get(peer).copied().unwrap_or(0) >= self.max_per_peer
+        {
+            return Ok(SessionInsert::Full);
+        }
+        inner.seq += 1;
+        let seq = inner.seq;
+        let expires_ms = now_ms.saturating_add(ttl_ms);
+        inner.by_expiry.insert((expires_ms, seq), *key);
+        *inner.per_peer.entry(peer.to_owned()).or_insert(0) += 1;
+        inner.map.insert(*key, Entry { value, expires_ms, seq, peer: peer.to_owned() });
+        Ok(SessionInsert::Inserted)
+    }
+
+    async fn take(&self, key: &SessionKey, now_ms: u64) -> Result<Option<SecretBytes>, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| Self::poisoned())?;
+        inner.purge_expired(now_ms);
+        Ok(inner.remove(key).map(|e| e.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    fn block<F: Future>(f: F) -> F::Output {
+        crate::pair::block_on(f)
+    }
+
+    fn key(n: u8, phase: Phase) -> SessionKey {
+        SessionKey::new(phase, &Nonce::from_bytes([n; 32]))
+    }
+
+    fn val(b: u8) -> SecretBytes {
+        Zeroizing::new(vec![b])
+    }
+
+    #[test]
+    fn single_use_and_phase_separation() {
+        let s = MemorySessionStore::new(10, 10);
+        let k = key(1, Phase::Authentication);
+        assert_eq!(block(s.insert(&k, "p", val(1), 0, 100)).unwrap(), SessionInsert::Inserted);
+        assert_eq!(block(s.insert(&k, "p", val(2), 1, 100)).unwrap(), SessionInsert::Exists);
+        assert!(block(s.take(&key(1, Phase::Registration), 2)).unwrap().is_none());
+        assert_eq!(block(s.take(&k, 2)).unwrap().as_deref().map(Vec::as_slice), Some(&[1u8][..]));
+        assert!(block(s.take(&k, 3)).unwrap().is_none(), "consumed");
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn expiry_and_reuse_after_expiry() {
+        let s = MemorySessionStore::new(10, 10);
+        let k = key(2, Phase::Registration);
+        block(s.insert(&k, "p", val(1), 1000, 10)).unwrap();
+        assert!(block(s.take(&k, 1010)).unwrap().is_none(), "expired at ttl");
+        assert_eq!(block(s.insert(&k, "p", val(1), 1011, 10)).unwrap(), SessionInsert::Inserted);
+    }
+
+    #[test]
+    fn caps() {
+        let s = MemorySessionStore::new(3, 2);
+        assert_eq!(
+            block(s.insert(&key(1, Phase::Registration), "a", val(1), 0, 10)).unwrap(),
+            SessionInsert::Inserted
+        );
+        assert_eq!(
+            block(s.insert(&key(2, Phase::Registration), "a", val(1), 0, 10)).unwrap(),
+            SessionInsert::Inserted
+        );
+        assert_eq!(
+            block(s.insert(&key(3, Phase::Registration), "a", val(1), 0, 10)).unwrap(),
+            SessionInsert::Full,
+            "per peer"
+        );
+        assert_eq!(
+            block(s.insert(&key(3, Phase::Registration), "b", val(1), 0, 10)).unwrap(),
+            SessionInsert::Inserted
+        );
+        assert_eq!(
+            block(s.insert(&key(4, Phase::Registration), "c", val(1), 0, 10)).unwrap(),
+            SessionInsert::Full,
+            "global"
+        );
+        // Expiry frees room without any scan by the caller.
+        assert_eq!(
+            block(s.insert(&key(4, Phase::Registration), "c", val(1), 10, 10)).unwrap(),
+            SessionInsert::Inserted
+        );
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn flood_stays_bounded() {
+        let s = MemorySessionStore::new(1000, 1000);
+        for i in 0..100_000u32 {
+            let mut n = [0u8; 32];
+            n[..4].copy_from_slice(&i.to_be_bytes());
+            let k = SessionKey::new(Phase::Authentication, &Nonce::from_bytes(n));
+            let _ = block(s.insert(&k, "flood", val(0), u64::from(i), 50)).unwrap();
+            assert!(s.len() <= 1000);
+        }
+        let inner = s.inner.lock().unwrap();
+        assert_eq!(inner.map.len(), inner.by_expiry.len());
+    }
+}
