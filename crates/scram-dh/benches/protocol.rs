@@ -26,8 +26,14 @@ fn full_auth(c: &mut Criterion) {
     // checked, with the session stored and consumed in the memory store.
     g.bench_function("full_in_process_no_channel", |b| {
         b.iter(|| {
-            let step = AuthClient::start(&mut pair.client_rng, "alice", secret.clone(), None, ClientConfig::default())
-                .expect("start");
+            let step = AuthClient::start(
+                &mut pair.client_rng,
+                "alice",
+                secret.clone(),
+                None,
+                ClientConfig::default(),
+            )
+            .expect("start");
             let a1 = step.message.to_json();
             let out = block_on(pair.engine.handle_json(&a1, "bench", pair.now_ms, &mut pair.server_rng));
             let a2 = ServerMessage::from_json(&out.reply().to_json())
@@ -37,7 +43,9 @@ fn full_auth(c: &mut Criterion) {
             let a3 = step.message.to_json();
             let out = block_on(pair.engine.handle_json(&a3, "bench", pair.now_ms, &mut pair.server_rng));
             let Outcome::Authenticated { reply, auth } = out else { panic!("auth failed") };
-            let a4 = ServerMessage::from_json(&reply.to_json()).and_then(ServerMessage::into_auth_proof).expect("a4");
+            let a4 = ServerMessage::from_json(&reply.to_json())
+                .and_then(ServerMessage::into_auth_proof)
+                .expect("a4");
             black_box((step.state.finish(a4).expect("verify"), auth))
         });
     });

@@ -239,3 +239,21 @@ impl CredentialStore for MemoryCredentialStore {
         Ok(names)
     }
 }
+
+impl<T: CredentialStore> CredentialStore for std::sync::Arc<T> {
+    fn read(&self, username: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).read(username)
+    }
+    fn insert(&self, record: &Record) -> impl Future<Output = Result<Inserted, StoreError>> + Send {
+        (**self).insert(record)
+    }
+    fn replace(&self, record: &Record) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).replace(record)
+    }
+    fn delete(&self, username: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).delete(username)
+    }
+    fn list(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).list()
+    }
+}

@@ -18,9 +18,17 @@ fn text() -> impl Strategy<Value = String> {
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
-        (text(), text(), b64(), text(), text()).prop_map(|(username, group, public_key, client_nonce, labels)| {
-            ClientMessage::RegistrationPairing(RegistrationPairing { username, group, public_key, client_nonce, labels })
-        }),
+        (text(), text(), b64(), text(), text()).prop_map(
+            |(username, group, public_key, client_nonce, labels)| {
+                ClientMessage::RegistrationPairing(RegistrationPairing {
+                    username,
+                    group,
+                    public_key,
+                    client_nonce,
+                    labels,
+                })
+            }
+        ),
         (b64(), text()).prop_map(|(secret_key, nonce)| {
             ClientMessage::RegistrationSendPassword(RegistrationSendPassword { secret_key, nonce })
         }),
@@ -36,19 +44,41 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     prop_oneof![
-        (b64(), any::<u32>(), b64(), text(), b64(), b64()).prop_map(|(salt, ic, public_key, nonce, host_key, signature)| {
-            ServerMessage::RegistrationPairing(RegistrationPairingReply { salt, ic, public_key, nonce, host_key, signature })
-        }),
+        (b64(), any::<u32>(), b64(), text(), b64(), b64()).prop_map(
+            |(salt, ic, public_key, nonce, host_key, signature)| {
+                ServerMessage::RegistrationPairing(RegistrationPairingReply {
+                    salt,
+                    ic,
+                    public_key,
+                    nonce,
+                    host_key,
+                    signature,
+                })
+            }
+        ),
         (b64(), b64(), text()).prop_map(|(secret_client_key, secret_server_key, nonce)| {
-            ServerMessage::RegistrationKeysGeneration(RegistrationKeysGeneration { secret_client_key, secret_server_key, nonce })
+            ServerMessage::RegistrationKeysGeneration(RegistrationKeysGeneration {
+                secret_client_key,
+                secret_server_key,
+                nonce,
+            })
         }),
-        (b64(), any::<u32>(), text(), proptest::option::of(b64())).prop_map(|(salt, ic, nonce, public_key)| {
-            ServerMessage::AuthPairing(AuthPairingReply { salt, ic, nonce, public_key })
-        }),
+        (b64(), any::<u32>(), text(), proptest::option::of(b64())).prop_map(
+            |(salt, ic, nonce, public_key)| {
+                ServerMessage::AuthPairing(AuthPairingReply { salt, ic, nonce, public_key })
+            }
+        ),
         (b64(), proptest::option::of(text())).prop_map(|(server_signature, session_id)| {
             ServerMessage::AuthProof(AuthProof { server_signature, session_id })
         }),
-        (prop_oneof![Just(ErrorCode::Busy), Just(ErrorCode::InvalidMessage), Just(ErrorCode::UsernameTaken)], text())
+        (
+            prop_oneof![
+                Just(ErrorCode::Busy),
+                Just(ErrorCode::InvalidMessage),
+                Just(ErrorCode::UsernameTaken)
+            ],
+            text()
+        )
             .prop_map(|(code, message)| ServerMessage::Error(ErrorMessage { code, message })),
     ]
 }

@@ -1,0 +1,283 @@
+//! `register`, `login`, `passwd`: the client side over TCP.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Fingerprint, Group, Labels, Password};
+use scram_dh_net::{HostKeyPolicy, KnownHosts, NetError, Reply, Request, SecureChannel};
+use tokio::net::TcpStream;
+
+use crate::paths::{config_dir, credential_path, write_secret_file};
+use crate::{ClientOpts, Exit, exit, usage};
+
+const DEFAULT_SERVER: &str = "127.0.0.1:7878";
+
+/// `register` flags.
+#[derive(Args, Debug)]
+pub struct RegisterArgs {
+    /// The username to register.
+    username: String,
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// DH group for the registration key exchange.
+    #[arg(long, default_value = "modp6144")]
+    group: String,
+    /// Key labels: `random` (only this credential can log in) or `rfc` (standard
+    /// SCRAM clients that know the password can log in too).
+    #[arg(long, default_value = "random")]
+    labels: String,
+    /// Read the password from the first line of standard input (for scripts).
+    #[arg(long)]
+    password_stdin: bool,
+    /// Pin the server's host key fingerprint (SHA256:...) instead of trust-on-first-use.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// Do not log in after registering.
+    #[arg(long)]
+    no_login: bool,
+}
+
+/// `login` flags.
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The username (its saved credential is used).
+    username: String,
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// Use this credential file (e.g. a provisioning bundle) instead of the saved one.
+    #[arg(long)]
+    credential: Option<PathBuf>,
+    /// Authenticate only, without an encrypted channel.
+    #[arg(long)]
+    no_channel: bool,
+    /// DH group for the channel.
+    #[arg(long, default_value = "x25519")]
+    group: String,
+    /// One command to run over the channel, e.g. "set color blue" (default: whoami).
+    #[arg(long, short = 'c')]
+    command: Option<String>,
+}
+
+/// `passwd` flags.
+#[derive(Args, Debug)]
+pub struct PasswdArgs {
+    /// The username.
+    username: String,
+    #[command(flatten)]
+    opts: ClientOpts,
+    /// Use this credential file instead of the saved one (it is updated in place).
+    #[arg(long)]
+    credential: Option<PathBuf>,
+    /// Read the new password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+fn group(name: &str) -> Result<Group> {
+    Group::from_name(name).ok_or_else(|| usage(format!("unknown group {name:?}")))
+}
+
+fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> Result<Password> {
+    let pw = if from_stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        Password::new(line.trim_end_matches(['\n', '\r']))
+    } else {
+        let first = Password::new(
+            rpassword::prompt_password(prompt)
+                .context("reading the password (no terminal? use --password-stdin)")?,
+        );
+        if confirm {
+            let again = Password::new(rpassword::prompt_password("Again: ")?);
+            if first != again {
+                return Err(usage("passwords do not match"));
+            }
+        }
+        first
+    };
+    if pw.expose().is_empty() {
+        return Err(usage("empty password"));
+    }
+    Ok(pw)
+}
+
+async fn connect(server: &str, timeout: u64) -> Result<TcpStream> {
+    let stream = tokio::time::timeout(Duration::from_secs(timeout), TcpStream::connect(server))
+        .await
+        .map_err(|_| NetError::Timeout)
+        .and_then(|r| r.map_err(NetError::Io))
+        .with_context(|| format!("connecting to {server}"))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn explain(e: NetError, server: &str, known_hosts: &std::path::Path) -> anyhow::Error {
+    if let NetError::Protocol(scram_dh::Error::HostKeyMismatch { expected, presented }) = &e {
+        let msg = format!(
+            "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             @    WARNING: SERVER HOST KEY HAS CHANGED!                 @\n\
+             @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             Someone could be intercepting this connection (man-in-the-middle),\n\
+             or the server's host key was replaced.\n\
+             Server {server} presented {presented};\n\
+             {} pins {expected}.\n\
+             Registration refused; no password material was sent.\n\
+             If the change is legitimate, remove the line for {server} from that file.",
+            known_hosts.display()
+        );
+        return Exit { code: exit::AUTH, message: msg }.into();
+    }
+    anyhow::Error::new(e)
+}
+
+fn timed<T>(
+    secs: u64,
+    fut: impl std::future::Future<Output = Result<T, NetError>>,
+) -> impl std::future::Future<Output = Result<T, NetError>> {
+    async move { tokio::time::timeout(Duration::from_secs(secs), fut).await.map_err(|_| NetError::Timeout)? }
+}
+
+pub async fn register(args: RegisterArgs) -> Result<()> {
+    crate::init_logging("warn", false);
+    let group = group(&args.group)?;
+    let labels = Labels::from_name(&args.labels).ok_or_else(|| usage("--labels must be random or rfc"))?;
+    let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
+    let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
+    let dir = config_dir(args.opts.config_dir.as_deref())?;
+    let known_hosts = KnownHosts::new(dir.join("known_hosts"));
+    let policy = match &args.fingerprint {
+        Some(fp) => HostKeyPolicy::Fingerprint(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
+        None => HostKeyPolicy::KnownHosts { file: known_hosts.clone(), server: server.clone() },
+    };
+    let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
+    let config = ClientConfig { max_iterations: args.opts.max_iterations };
+    let stream = connect(&server, args.opts.timeout).await?;
+    let mut cred = timed(
+        args.opts.timeout.max(30),
+        scram_dh_net::register(stream, &username, password, group, labels, &policy, config),
+    )
+    .await
+    .map_err(|e| explain(e, &server, known_hosts.path()))?;
+    cred.server = Some(server.clone());
+    let path = credential_path(&dir, &server, &username);
+    write_secret_file(&path, cred.to_json().as_bytes())?;
+    println!("registered {username} at {server}");
+    println!("server host key {}", cred.host_key.map(|f| f.to_string()).unwrap_or_default());
+    println!("credential saved to {}", path.display());
+    if !args.no_login {
+        let stream = connect(&server, args.opts.timeout).await?;
+        let mut session = timed(
+            args.opts.timeout,
+            scram_dh_net::login(stream, &username, cred.secret(), Some(Group::X25519), config),
+        )
+        .await?;
+        let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
+        let reply = call(channel, Request { cmd: "whoami".into(), args: vec![] }).await?;
+        println!("logged in as {} over an encrypted channel", reply.result.unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn load_credential(
+    opts: &ClientOpts,
+    file: Option<&PathBuf>,
+    username: &str,
+) -> Result<(ClientCredential, PathBuf, String)> {
+    let dir = config_dir(opts.config_dir.as_deref())?;
+    let path = match file {
+        Some(p) => p.clone(),
+        None => credential_path(&dir, opts.server.as_deref().unwrap_or(DEFAULT_SERVER), username),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        usage(format!(
+            "no credential for {username} at {} ({e}); register first, or pass --credential FILE",
+            path.display()
+        ))
+    })?;
+    let cred = ClientCredential::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let wanted = scram_dh::username::normalize(username).map_err(|e| usage(e.to_string()))?;
+    if cred.username != wanted {
+        return Err(usage(format!(
+            "{} holds a credential for {:?}, not {wanted:?}",
+            path.display(),
+            cred.username
+        )));
+    }
+    let server = opts.server.clone().or_else(|| cred.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.into());
+    Ok((cred, path, server))
+}
+
+async fn call<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    channel: &mut SecureChannel<S>,
+    req: Request,
+) -> Result<Reply> {
+    channel.send(&serde_json::to_vec(&req)?).await?;
+    let bytes = channel.recv().await?.ok_or(NetError::Closed)?;
+    Ok(serde_json::from_slice(&bytes).context("server sent a malformed reply")?)
+}
+
+async fn open(
+    opts: &ClientOpts,
+    cred: &ClientCredential,
+    server: &str,
+    channel: Option<Group>,
+) -> Result<scram_dh_net::Login<TcpStream>> {
+    let config = ClientConfig { max_iterations: opts.max_iterations };
+    let stream = connect(server, opts.timeout).await?;
+    let secret: ClientSecret = cred.secret();
+    Ok(timed(opts.timeout, scram_dh_net::login(stream, &cred.username, secret, channel, config)).await?)
+}
+
+pub async fn login(args: LoginArgs) -> Result<()> {
+    crate::init_logging("warn", false);
+    let (cred, _, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+    if args.no_channel {
+        if args.command.is_some() {
+            return Err(usage("--command needs the encrypted channel; drop --no-channel"));
+        }
+        let session = open(&args.opts, &cred, &server, None).await?;
+        println!("authenticated as {} at {server} (no channel)", session.username);
+        return Ok(());
+    }
+    let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
+    let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
+    let line = args.command.unwrap_or_else(|| "whoami".into());
+    let mut words = line.split_whitespace().map(str::to_owned);
+    let cmd = words.next().ok_or_else(|| usage("empty --command"))?;
+    if cmd == "passwd" {
+        return Err(usage("use `scram-dh passwd` to change a password"));
+    }
+    let reply = call(channel, Request { cmd, args: words.collect() }).await?;
+    if reply.ok {
+        println!("{}", reply.result.unwrap_or_default());
+        Ok(())
+    } else {
+        Err(anyhow!("server ({}): {}", reply.user, reply.error.unwrap_or_default()))
+    }
+}
+
+pub async fn passwd(args: PasswdArgs) -> Result<()> {
+    crate::init_logging("warn", false);
+    let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+    let new_password =
+        read_password(args.password_stdin, &format!("New password for {}: ", cred.username), true)?;
+    let mut session = open(&args.opts, &cred, &server, Some(Group::X25519)).await?;
+    let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
+    let (request, updated) =
+        scram_dh_net::passwd_request(&mut rand_core::UnwrapErr(getrandom::SysRng), &cred, &new_password)?;
+    // Keep the new credential on disk before the server switches, so a crash in
+    // between never leaves the user with neither.
+    let pending = path.with_extension("json.new");
+    write_secret_file(&pending, updated.to_json().as_bytes())?;
+    let reply = call(channel, request).await?;
+    if !reply.ok {
+        let _ = std::fs::remove_file(&pending);
+        return Err(anyhow!("server refused: {}", reply.error.unwrap_or_default()));
+    }
+    std::fs::rename(&pending, &path).with_context(|| format!("saving {}", path.display()))?;
+    println!("password changed for {}; credential updated at {}", reply.user, path.display());
+    Ok(())
+}

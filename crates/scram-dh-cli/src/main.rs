@@ -1,0 +1,160 @@
+//! `scram-dh`: run a scram-dh server on SQLite, register, log in, change a
+//! password, provision users out of band, manage the user database, or watch a
+//! demonstration of the whole protocol.
+//!
+//! Exit codes: 0 success, 1 other error, 2 usage error, 3 authentication
+//! failure (wrong credential, unknown user, host key refused), 4 connection failure.
+
+mod admin;
+mod client_cmds;
+mod demo;
+mod paths;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Password authentication where the password never crosses the wire:
+/// SCRAM-SHA-256 with an ephemeral Diffie-Hellman registration.
+#[derive(Parser, Debug)]
+#[command(name = "scram-dh", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server on an SQLite database (created on first run).
+    Serve(serve::ServeArgs),
+    /// Register a new user over the network (in-band, SPEC 3a), then log in once.
+    Register(client_cmds::RegisterArgs),
+    /// Log in with a saved credential; optionally run one command over the encrypted channel.
+    Login(client_cmds::LoginArgs),
+    /// Change a password: log in, then replace the credential over the encrypted channel.
+    Passwd(client_cmds::PasswdArgs),
+    /// On the server host: create a user with a random password and print its credential bundle.
+    Provision(admin::ProvisionArgs),
+    /// On the server host: list, show, delete or export users.
+    Users(admin::UsersArgs),
+    /// Start a throwaway server, register, provision, log in, and show every message.
+    Demo(demo::DemoArgs),
+}
+
+/// Client-side options shared by register, login and passwd.
+#[derive(Args, Debug, Clone)]
+pub struct ClientOpts {
+    /// Server address (host:port). Defaults to the credential's server, else 127.0.0.1:7878.
+    #[arg(long, short = 's', env = "SCRAM_DH_SERVER")]
+    server: Option<String>,
+    /// Directory for credentials and known_hosts (default: ~/.config/scram-dh).
+    #[arg(long, env = "SCRAM_DH_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    /// Connection timeout in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    /// Refuse server iteration counts above this.
+    #[arg(long, default_value_t = scram_dh::credential::DEFAULT_MAX_ITERATIONS)]
+    max_iterations: u32,
+}
+
+/// Exit codes.
+pub mod exit {
+    /// Another error.
+    pub const OTHER: u8 = 1;
+    /// Usage error (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// Authentication failed.
+    pub const AUTH: u8 = 3;
+    /// Could not connect / connection broke.
+    pub const CONNECTION: u8 = 4;
+}
+
+/// An error that carries its exit code.
+#[derive(Debug)]
+pub struct Exit {
+    /// The code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Usage error helper.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Exit { code: exit::USAGE, message: message.into() }.into()
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            return x.code;
+        }
+        if let Some(n) = cause.downcast_ref::<scram_dh_net::NetError>() {
+            if n.is_auth_failure() {
+                return exit::AUTH;
+            }
+            if n.is_connection_failure() {
+                return exit::CONNECTION;
+            }
+        }
+        if cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::AddrNotAvailable
+            )
+        }) {
+            return exit::CONNECTION;
+        }
+    }
+    exit::OTHER
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scram-dh: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::OTHER);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await,
+            Command::Register(a) => client_cmds::register(a).await,
+            Command::Login(a) => client_cmds::login(a).await,
+            Command::Passwd(a) => client_cmds::passwd(a).await,
+            Command::Provision(a) => admin::provision(a).await,
+            Command::Users(a) => admin::users(a).await,
+            Command::Demo(a) => demo::run(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scram-dh: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Logging to stderr; `RUST_LOG` overrides `default`.
+pub fn init_logging(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

@@ -1,0 +1,110 @@
+//! Client drivers: register and log in over any `AsyncRead + AsyncWrite`.
+
+use scram_dh::auth::client::AuthClient;
+use scram_dh::message::{ClientMessage, ServerMessage};
+use scram_dh::register::client::{HostKeyCheck, RegistrationClient};
+use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Fingerprint, Group, Labels, Password};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+
+use crate::channel::{Role, SecureChannel};
+use crate::error::NetError;
+use crate::framing::{read_line, write_line};
+use crate::known_hosts::KnownHosts;
+
+/// How a registering client decides to trust the server's host key.
+#[derive(Debug, Clone)]
+pub enum HostKeyPolicy {
+    /// An explicit fingerprint, given out of band.
+    Fingerprint(Fingerprint),
+    /// Trust on first use, then refuse a changed key, recording keys in a file
+    /// under the server's name.
+    KnownHosts {
+        /// The file.
+        file: KnownHosts,
+        /// The name the server is recorded under (`host:port`).
+        server: String,
+    },
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    msg: &ClientMessage,
+) -> Result<ServerMessage, NetError> {
+    write_line(io, &msg.to_json()).await?;
+    let line = read_line(io).await?.ok_or(NetError::Closed)?;
+    Ok(ServerMessage::from_json(&line)?)
+}
+
+/// Registers `username` in-band (SPEC 3a) and returns the credential to save.
+///
+/// With [`HostKeyPolicy::KnownHosts`], an unknown server's key is recorded once
+/// the registration succeeds; a known server presenting another key is refused
+/// before the encrypted password is sent.
+///
+/// # Errors
+/// [`NetError::Protocol`] with [`scram_dh::Error::HostKeyMismatch`],
+/// `username_taken` and the rest; I/O errors.
+pub async fn register<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    username: &str,
+    password: Password,
+    group: Group,
+    labels: Labels,
+    policy: &HostKeyPolicy,
+    config: ClientConfig,
+) -> Result<ClientCredential, NetError> {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let (check, tofu) = match policy {
+        HostKeyPolicy::Fingerprint(fp) => (HostKeyCheck::Pinned(*fp), None),
+        HostKeyPolicy::KnownHosts { file, server } => match file.lookup(server)? {
+            Some(fp) => (HostKeyCheck::Pinned(fp), None),
+            None => (HostKeyCheck::TrustOnFirstUse, Some((file, server))),
+        },
+    };
+    let mut io = BufReader::new(io);
+    let step = RegistrationClient::start(&mut rng, username, password, group, labels, check, config)?;
+    let r2 = exchange(&mut io, &step.message).await?.into_registration_pairing()?;
+    let step = step.state.receive_pairing(r2)?;
+    let fingerprint = step.state.host_key_fingerprint();
+    let r4 = exchange(&mut io, &step.message).await?.into_registration_keys()?;
+    let credential = step.state.finish(r4)?;
+    if let Some((file, server)) = tofu {
+        file.add(server, &fingerprint)?;
+    }
+    Ok(credential)
+}
+
+/// A successful login.
+#[derive(Debug)]
+pub struct Login<S> {
+    /// The authenticated username.
+    pub username: String,
+    /// The encrypted channel, when one was asked for.
+    pub channel: Option<SecureChannel<BufReader<S>>>,
+}
+
+/// Authenticates (SPEC 4) and, with `channel` set, opens the encrypted channel.
+///
+/// # Errors
+/// [`NetError::Protocol`] with `authentication_failed` (wrong credential or
+/// unknown user, indistinguishable) or [`scram_dh::Error::ServerSignature`] (the
+/// server could not prove itself); I/O errors.
+pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    username: &str,
+    secret: ClientSecret,
+    channel: Option<Group>,
+    config: ClientConfig,
+) -> Result<Login<S>, NetError> {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut io = BufReader::new(io);
+    let step = AuthClient::start(&mut rng, username, secret, channel, config)?;
+    let a2 = exchange(&mut io, &step.message).await?.into_auth_pairing()?;
+    let step = step.state.receive_pairing(a2)?;
+    let a4 = exchange(&mut io, &step.message).await?.into_auth_proof()?;
+    let done = step.state.finish(a4)?;
+    let username = done.username().to_owned();
+    let channel =
+        done.into_session_keys().map(|keys| SecureChannel::new(io, username.clone(), keys, Role::Client));
+    Ok(Login { username, channel })
+}

@@ -1,0 +1,53 @@
+//! Errors of the network layer.
+
+use scram_dh::ErrorCode;
+
+/// What can go wrong on a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// Socket I/O failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer closed the connection mid-exchange.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The peer took too long.
+    #[error("timed out")]
+    Timeout,
+    /// A handshake line exceeded 16 KiB.
+    #[error("handshake line longer than 16 KiB")]
+    LineTooLong,
+    /// A channel record was malformed, oversized, or failed authentication.
+    #[error("encrypted channel: {0}")]
+    Channel(&'static str),
+    /// The protocol refused something (either side).
+    #[error(transparent)]
+    Protocol(#[from] scram_dh::Error),
+    /// A credential or known-hosts file problem.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl NetError {
+    /// Whether this is an authentication failure (wrong password or keys, unknown
+    /// user, or a server that could not prove itself), as opposed to a connection
+    /// or usage problem.
+    #[must_use]
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Protocol(scram_dh::Error::Peer { code: ErrorCode::AuthenticationFailed, .. })
+                | Self::Protocol(scram_dh::Error::ServerSignature)
+                | Self::Protocol(scram_dh::Error::AuthenticationFailed)
+                | Self::Protocol(scram_dh::Error::HostKeyMismatch { .. })
+                | Self::Protocol(scram_dh::Error::BadHostSignature)
+        )
+    }
+
+    /// Whether the connection itself failed (refused, reset, timed out, closed).
+    #[must_use]
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(self, Self::Io(_) | Self::Closed | Self::Timeout)
+    }
+}

@@ -1,0 +1,38 @@
+//! # scram-dh-net
+//!
+//! The scram-dh protocol over tokio TCP: handshake framing (one JSON message per
+//! line, 16 KiB at most), a server with deadlines, caps and rate limits, client
+//! drivers for registration and login with host key pinning, and the encrypted
+//! channel that follows an authentication with a channel.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), scram_dh_net::NetError> {
+//! use scram_dh::{ClientConfig, Group};
+//! use scram_dh_net::client::login;
+//!
+//! let cred = scram_dh::ClientCredential::from_json(&std::fs::read_to_string("alice.cred").unwrap())?;
+//! let stream = tokio::net::TcpStream::connect("127.0.0.1:7878").await?;
+//! let session = login(stream, &cred.username, cred.secret(), Some(Group::X25519), ClientConfig::default()).await?;
+//! let mut channel = session.channel.expect("asked for a channel");
+//! channel.send(br#"{"cmd":"whoami"}"#).await?;
+//! let reply = channel.recv().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//! None.
+
+pub mod channel;
+pub mod client;
+pub mod error;
+pub mod framing;
+pub mod known_hosts;
+pub mod server;
+pub mod service;
+
+pub use channel::{Role, SecureChannel};
+pub use client::{HostKeyPolicy, Login, login, register};
+pub use error::NetError;
+pub use known_hosts::KnownHosts;
+pub use server::{Limits, Server, ServerChannel, Service};
+pub use service::{KvService, Reply, Request, passwd_request};

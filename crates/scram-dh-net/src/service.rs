@@ -1,0 +1,232 @@
+//! The example service the server binary ships: a small per-user key-value store
+//! over the encrypted channel, every reply naming the authenticated user, plus
+//! `passwd`, the only way a record is ever replaced.
+//!
+//! Requests and replies are JSON objects, one per channel record:
+//! `{"cmd":"set","args":["color","blue"]}` →
+//! `{"ok":true,"user":"alice","result":"OK"}`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rand_core::CryptoRng;
+use scram_dh::credential::{ClientKeys, salted_password};
+use scram_dh::record::{RFC_CLIENT_LABEL, RFC_SERVER_LABEL};
+use scram_dh::secret::{ServerKey, StoredKey};
+use scram_dh::{ClientCredential, CredentialStore, Labels, MIN_ITERATIONS, Password, Record};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::server::{ServerChannel, Service};
+
+/// A request on the channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Command name.
+    pub cmd: String,
+    /// Arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+/// A reply on the channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    /// Whether the command succeeded.
+    pub ok: bool,
+    /// The authenticated user the server served.
+    pub user: String,
+    /// The result, on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The error, on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+const MAX_KEYS_PER_USER: usize = 1000;
+const MAX_VALUE: usize = 4096;
+
+/// The key-value example service.
+#[derive(Debug)]
+pub struct KvService<C> {
+    credentials: Arc<C>,
+    data: Mutex<HashMap<String, BTreeMap<String, String>>>,
+}
+
+impl<C: CredentialStore + 'static> KvService<C> {
+    /// A service that replaces records in `credentials` on `passwd`.
+    pub fn new(credentials: Arc<C>) -> Self {
+        Self { credentials, data: Mutex::new(HashMap::new()) }
+    }
+
+    async fn execute(&self, user: &str, req: Request) -> Result<String, String> {
+        let arity = |n: usize| {
+            if req.args.len() == n { Ok(()) } else { Err(format!("{} takes {n} argument(s)", req.cmd)) }
+        };
+        match req.cmd.as_str() {
+            "whoami" => {
+                arity(0)?;
+                Ok(user.to_owned())
+            }
+            "echo" => Ok(req.args.join(" ")),
+            "set" => {
+                arity(2)?;
+                if req.args[1].len() > MAX_VALUE {
+                    return Err("value too long".into());
+                }
+                let mut data = self.data.lock().map_err(|_| "internal error".to_owned())?;
+                let mine = data.entry(user.to_owned()).or_default();
+                if mine.len() >= MAX_KEYS_PER_USER && !mine.contains_key(&req.args[0]) {
+                    return Err("too many keys".into());
+                }
+                mine.insert(req.args[0].clone(), req.args[1].clone());
+                Ok("OK".into())
+            }
+            "get" => {
+                arity(1)?;
+                let data = self.data.lock().map_err(|_| "internal error".to_owned())?;
+                data.get(user)
+                    .and_then(|m| m.get(&req.args[0]))
+                    .cloned()
+                    .ok_or_else(|| format!("no such key: {}", req.args[0]))
+            }
+            "del" => {
+                arity(1)?;
+                let mut data = self.data.lock().map_err(|_| "internal error".to_owned())?;
+                match data.get_mut(user).and_then(|m| m.remove(&req.args[0])) {
+                    Some(_) => Ok("OK".into()),
+                    None => Err(format!("no such key: {}", req.args[0])),
+                }
+            }
+            "keys" => {
+                arity(0)?;
+                let data = self.data.lock().map_err(|_| "internal error".to_owned())?;
+                Ok(data
+                    .get(user)
+                    .map(|m| m.keys().cloned().collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default())
+            }
+            "passwd" => {
+                arity(5)?;
+                let record = passwd_record(user, &req.args)?;
+                match self.credentials.replace(&record).await {
+                    Ok(true) => {
+                        info!(username = %user, "credential replaced");
+                        Ok("credential replaced".into())
+                    }
+                    Ok(false) => Err("user no longer exists".into()),
+                    Err(e) => {
+                        warn!(username = %user, error = %e, "credential replace failed");
+                        Err("could not store the new credential".into())
+                    }
+                }
+            }
+            other => Err(format!("unknown command: {other} (try whoami, echo, set, get, del, keys, passwd)")),
+        }
+    }
+}
+
+fn passwd_record(user: &str, args: &[String]) -> Result<Record, String> {
+    let salt = STANDARD.decode(&args[0]).map_err(|_| "salt is not base64")?;
+    if !(16..=64).contains(&salt.len()) {
+        return Err("salt must be 16 to 64 bytes".into());
+    }
+    let ic: u32 = args[1].parse().map_err(|_| "ic is not a number")?;
+    if ic < MIN_ITERATIONS {
+        return Err(format!("ic must be at least {MIN_ITERATIONS}"));
+    }
+    let key = |s: &str| STANDARD.decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
+    let stored_key = StoredKey::from_bytes(key(&args[2]).ok_or("stored_key must be 32 bytes of base64")?);
+    let server_key = ServerKey::from_bytes(key(&args[3]).ok_or("server_key must be 32 bytes of base64")?);
+    let labels = Labels::from_name(&args[4]).ok_or("labels must be random or rfc")?;
+    let created =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Ok(Record { username: user.to_owned(), salt, ic, stored_key, server_key, created, labels })
+}
+
+/// Builds a `passwd` request for a new password, computed entirely on the client:
+/// the server receives the new StoredKey and ServerKey, never the password nor
+/// the salted password. Returns the request and the credential to save once the
+/// server confirms.
+///
+/// # Errors
+/// When the password is not valid under SASLprep.
+pub fn passwd_request<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    current: &ClientCredential,
+    new_password: &Password,
+) -> Result<(Request, ClientCredential), scram_dh::Error> {
+    let mut salt = [0u8; 32];
+    rng.fill_bytes(&mut salt);
+    let ic = current.ic.max(MIN_ITERATIONS);
+    let salted = salted_password(new_password, &salt, ic)?;
+    let keys = match current.labels {
+        Labels::Rfc => ClientKeys::derive(&salted, RFC_CLIENT_LABEL, RFC_SERVER_LABEL),
+        Labels::Random => {
+            let mut c = zeroize::Zeroizing::new([0u8; 32]);
+            let mut s = zeroize::Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(c.as_mut());
+            rng.fill_bytes(s.as_mut());
+            ClientKeys::derive(&salted, c.as_ref(), s.as_ref())
+        }
+    };
+    let request = Request {
+        cmd: "passwd".into(),
+        args: vec![
+            STANDARD.encode(salt),
+            ic.to_string(),
+            STANDARD.encode(keys.stored_key().expose()),
+            STANDARD.encode(keys.server_key.expose()),
+            current.labels.as_str().into(),
+        ],
+    };
+    let mut updated = current.clone();
+    updated.salt = salt.to_vec();
+    updated.ic = ic;
+    updated.client_key = keys.client_key;
+    updated.server_key = keys.server_key;
+    updated.password = None;
+    Ok((request, updated))
+}
+
+impl<C: CredentialStore + 'static> Service for KvService<C> {
+    async fn serve(&self, mut channel: ServerChannel, mut shutdown: watch::Receiver<bool>) {
+        let user = channel.username().to_owned();
+        loop {
+            let msg = tokio::select! {
+                m = channel.recv() => m,
+                _ = shutdown.changed() => return,
+            };
+            let msg = match msg {
+                Ok(Some(m)) => m,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(username = %user, error = %e, "channel closed");
+                    return;
+                }
+            };
+            let reply = match serde_json::from_slice::<Request>(&msg) {
+                Ok(req) => match self.execute(&user, req).await {
+                    Ok(result) => Reply { ok: true, user: user.clone(), result: Some(result), error: None },
+                    Err(error) => Reply { ok: false, user: user.clone(), result: None, error: Some(error) },
+                },
+                Err(_) => Reply {
+                    ok: false,
+                    user: user.clone(),
+                    result: None,
+                    error: Some("request must be {\"cmd\":...,\"args\":[...]}".into()),
+                },
+            };
+            let Ok(bytes) = serde_json::to_vec(&reply) else { return };
+            if channel.send(&bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+}

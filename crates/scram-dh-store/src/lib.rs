@@ -1,0 +1,37 @@
+//! # scram-dh-store
+//!
+//! Persistent credential stores for `scram-dh`: implementations of
+//! [`scram_dh::CredentialStore`] (SPEC 1, "credential store") that keep each user's
+//! record — `{username, salt, ic, stored_key, server_key}` plus `created` and the
+//! key-derivation kind (SPEC 3) — where a server restart cannot lose it.
+//!
+//! The in-memory store lives in the core crate
+//! ([`scram_dh::MemoryCredentialStore`]); this crate adds backends that touch disk
+//! or the network, each in its own module behind a feature.
+//!
+//! ```no_run
+//! use scram_dh_store::{CredentialStore, SqliteCredentialStore};
+//!
+//! # async fn demo() -> Result<(), scram_dh_store::StoreError> {
+//! let store = SqliteCredentialStore::open("/var/lib/scram-dh/users.db").await?;
+//! for username in store.list().await? {
+//!     println!("{username}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//! - `sqlite` (default): [`SqliteCredentialStore`], records in an embedded SQLite
+//!   file. SQLite is compiled in (rusqlite's `bundled`), so a fresh machine needs no
+//!   system library. Uses Tokio's blocking pool, so it needs a Tokio runtime.
+//!
+//! Features choose backends only; they never change protocol behaviour.
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use scram_dh::record::{CredentialStore, Inserted, Record, StoreError};
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteCredentialStore;
