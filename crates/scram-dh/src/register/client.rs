@@ -100,13 +100,10 @@ impl RegistrationClient {
         let host_key: [u8; 32] = reply.host_key.array("host_key")?;
         let signature: [u8; 64] = reply.signature.array("signature")?;
         let presented = Fingerprint::of(&host_key);
-        if let HostKeyCheck::Pinned(expected) = self.check {
-            if !expected.matches(&presented) {
-                return Err(Error::HostKeyMismatch {
-                    expected: expected.to_string(),
-                    presented: presented.to_string(),
-                });
-            }
+        if let HostKeyCheck::Pinned(expected) = self.check
+            && !expected.matches(&presented)
+        {
+            return Err(Error::HostKeyMismatch { expected: expected.to_string(), presented: presented.to_string() });
         }
         let group = self.secret.group();
         let server_public = PublicKey::from_bytes(group, reply.public_key.as_bytes())?;
