@@ -74,10 +74,10 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
     if args.ic < scram_dh::MIN_ITERATIONS {
         return Err(usage(format!("--ic must be at least {}", scram_dh::MIN_ITERATIONS)));
     }
-    if let Some(out) = &args.output {
-        if out.exists() {
-            return Err(usage(format!("{} exists; refusing to overwrite a credential", out.display())));
-        }
+    if let Some(out) = &args.output
+        && out.exists()
+    {
+        return Err(usage(format!("{} exists; refusing to overwrite a credential", out.display())));
     }
     let host_key =
         load_or_create_host_key(&args.host_key.clone().unwrap_or_else(|| default_host_key_path(&args.db)))?;

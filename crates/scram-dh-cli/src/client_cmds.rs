@@ -133,11 +133,11 @@ fn explain(e: NetError, server: &str, known_hosts: &std::path::Path) -> anyhow::
     anyhow::Error::new(e)
 }
 
-fn timed<T>(
+async fn timed<T>(
     secs: u64,
     fut: impl std::future::Future<Output = Result<T, NetError>>,
-) -> impl std::future::Future<Output = Result<T, NetError>> {
-    async move { tokio::time::timeout(Duration::from_secs(secs), fut).await.map_err(|_| NetError::Timeout)? }
+) -> Result<T, NetError> {
+    tokio::time::timeout(Duration::from_secs(secs), fut).await.map_err(|_| NetError::Timeout)?
 }
 
 pub async fn register(args: RegisterArgs) -> Result<()> {
@@ -216,7 +216,7 @@ async fn call<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 ) -> Result<Reply> {
     channel.send(&serde_json::to_vec(&req)?).await?;
     let bytes = channel.recv().await?.ok_or(NetError::Closed)?;
-    Ok(serde_json::from_slice(&bytes).context("server sent a malformed reply")?)
+    serde_json::from_slice(&bytes).context("server sent a malformed reply")
 }
 
 async fn open(

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `scram-dh` binary serving on SQLite over loopback,
 //! driven by the real binary as a client (and by the client library where a test
 //! needs many clients at once).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,11 @@ impl Server {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         // "listening on 127.0.0.1:PORT host key SHA256:..."
         let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(line.starts_with("listening on "), "server said: {line:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            line.starts_with("listening on "),
+            "server said: {line:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         Self { addr: words[2].to_owned(), fingerprint: words[5].to_owned(), child, log }
     }
 
@@ -94,12 +99,21 @@ fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 
 fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "status {:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
 fn register(config: &Path, server: &str, user: &str, password: &str, labels: &str) -> String {
-    ok(&cli(config, &["register", user, "--server", server, "--group", "x25519", "--labels", labels, "--password-stdin"], Some(password)))
+    ok(&cli(
+        config,
+        &["register", user, "--server", server, "--group", "x25519", "--labels", labels, "--password-stdin"],
+        Some(password),
+    ))
 }
 
 #[test]
@@ -115,7 +129,11 @@ fn register_login_commands_restart_and_wrong_credentials() {
     let out = register(&client, &addr, "bob", "bob-pw", "rfc");
     assert!(out.contains("registered bob"), "{out}");
     // A registration in-band over the default modp6144 group, too.
-    let out = ok(&cli(&client, &["register", "carol", "--server", &addr, "--password-stdin", "--no-login"], Some("carol-pw")));
+    let out = ok(&cli(
+        &client,
+        &["register", "carol", "--server", &addr, "--password-stdin", "--no-login"],
+        Some("carol-pw"),
+    ));
     assert!(out.contains("registered carol"));
 
     // Credential files are private.
@@ -123,10 +141,20 @@ fn register_login_commands_restart_and_wrong_credentials() {
     assert_eq!(std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777, 0o600);
 
     // Commands over the channel, each reply naming the user.
-    assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "set color blue"], None)).trim(), "OK");
-    assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "get color"], None)).trim(), "blue");
+    assert_eq!(
+        ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "set color blue"], None)).trim(),
+        "OK"
+    );
+    assert_eq!(
+        ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "get color"], None)).trim(),
+        "blue"
+    );
     assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr], None)).trim(), "alice");
-    assert_eq!(ok(&cli(&client, &["login", "bob", "--server", &addr, "--group", "modp2048", "-c", "whoami"], None)).trim(), "bob");
+    assert_eq!(
+        ok(&cli(&client, &["login", "bob", "--server", &addr, "--group", "modp2048", "-c", "whoami"], None))
+            .trim(),
+        "bob"
+    );
     let out = ok(&cli(&client, &["login", "carol", "--server", &addr, "--no-channel"], None));
     assert!(out.contains("authenticated as carol"), "{out}");
     // Another user's data is not visible.
@@ -140,7 +168,14 @@ fn register_login_commands_restart_and_wrong_credentials() {
     let try_pw = |user: &str, pw: &str| {
         rt.block_on(async {
             let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            scram_dh_net::login(s, user, ClientSecret::Password(Password::new(pw)), None, ClientConfig::default()).await
+            scram_dh_net::login(
+                s,
+                user,
+                ClientSecret::Password(Password::new(pw)),
+                None,
+                ClientConfig::default(),
+            )
+            .await
         })
     };
     assert!(try_pw("bob", "bob-pw").is_ok());
@@ -150,23 +185,38 @@ fn register_login_commands_restart_and_wrong_credentials() {
     assert_eq!(wrong.to_string(), unknown.to_string());
 
     // A tampered credential file: exit code 3 (authentication failure).
-    let mut bad: ClientCredential = ClientCredential::from_json(&std::fs::read_to_string(&cred).unwrap()).unwrap();
+    let mut bad: ClientCredential =
+        ClientCredential::from_json(&std::fs::read_to_string(&cred).unwrap()).unwrap();
     let mut key = *bad.client_key.expose();
     key[0] ^= 1;
     bad.client_key = scram_dh::secret::ClientKey::from_bytes(key);
     let bad_path = dir.path().join("bad.cred");
     std::fs::write(&bad_path, bad.to_json()).unwrap();
-    let out = cli(&client, &["login", "alice", "--server", &addr, "--credential", bad_path.to_str().unwrap()], None);
+    let out = cli(
+        &client,
+        &["login", "alice", "--server", &addr, "--credential", bad_path.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Graceful restart: records survive.
     let log = server.stop();
     assert!(log.contains("server stopped"), "{log}");
     let server = Server::start(dir.path(), &addr);
-    assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "whoami"], None)).trim(), "alice");
-    assert_eq!(ok(&cli(&client, &["login", "carol", "--server", &addr, "-c", "whoami"], None)).trim(), "carol");
+    assert_eq!(
+        ok(&cli(&client, &["login", "alice", "--server", &addr, "-c", "whoami"], None)).trim(),
+        "alice"
+    );
+    assert_eq!(
+        ok(&cli(&client, &["login", "carol", "--server", &addr, "-c", "whoami"], None)).trim(),
+        "carol"
+    );
     // Registering an existing name never overwrites it.
-    let out = cli(&dir.path().join("other"), &["register", "alice", "--server", &addr, "--group", "x25519", "--password-stdin"], Some("x"));
+    let out = cli(
+        &dir.path().join("other"),
+        &["register", "alice", "--server", &addr, "--group", "x25519", "--password-stdin"],
+        Some("x"),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("username_taken"));
     assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr], None)).trim(), "alice");
@@ -176,7 +226,10 @@ fn register_login_commands_restart_and_wrong_credentials() {
 mod scram_dh_cli_paths {
     use std::path::{Path, PathBuf};
     pub fn credential(config: &Path, server: &str, user: &str) -> PathBuf {
-        let safe: String = server.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' }).collect();
+        let safe: String = server
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
+            .collect();
         config.join("credentials").join(safe).join(format!("{user}.json"))
     }
 }
@@ -202,18 +255,27 @@ fn provision_then_login_with_bundle_and_users_admin() {
     assert_eq!(parsed.host_key.unwrap().to_string(), server.fingerprint, "bundle pins the server's host key");
     assert!(parsed.password.is_none(), "random labels: no password in the bundle");
     // The bundle names the server, so no --server is needed.
-    let out = ok(&cli(&client, &["login", "erin", "--credential", bundle.to_str().unwrap(), "-c", "whoami"], None));
+    let out =
+        ok(&cli(&client, &["login", "erin", "--credential", bundle.to_str().unwrap(), "-c", "whoami"], None));
     assert_eq!(out.trim(), "erin");
     // Provisioning to stdout, RFC labels: the bundle carries the password.
-    let out = ok(&Command::new(BIN).args(["provision", "frank", "--labels", "rfc", "--db"]).arg(&db).output().unwrap());
+    let out = ok(&Command::new(BIN)
+        .args(["provision", "frank", "--labels", "rfc", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap());
     let frank = ClientCredential::from_json(&out).unwrap();
     assert!(frank.password.is_some());
     // Never overwritten.
     let again = Command::new(BIN).args(["provision", "erin", "--db"]).arg(&db).output().unwrap();
     assert!(!again.status.success());
-    assert_eq!(ok(&cli(&client, &["login", "erin", "--credential", bundle.to_str().unwrap()], None)).trim(), "erin");
+    assert_eq!(
+        ok(&cli(&client, &["login", "erin", "--credential", bundle.to_str().unwrap()], None)).trim(),
+        "erin"
+    );
 
-    let users = |args: &[&str]| Command::new(BIN).arg("users").args(args).arg("--db").arg(&db).output().unwrap();
+    let users =
+        |args: &[&str]| Command::new(BIN).arg("users").args(args).arg("--db").arg(&db).output().unwrap();
     assert_eq!(ok(&users(&["list"])), "erin\nfrank\n");
     let show = ok(&users(&["show", "frank"]));
     assert!(show.contains("labels:   rfc"), "{show}");
@@ -238,15 +300,37 @@ fn changed_host_key_is_refused() {
     // The server comes back on the same address with a new host key.
     std::fs::remove_file(dir.path().join("server.hostkey")).unwrap();
     let server = Server::start(dir.path(), &addr);
-    let out = cli(&client, &["register", "hank", "--server", &addr, "--group", "x25519", "--password-stdin"], Some("pw"));
+    let out = cli(
+        &client,
+        &["register", "hank", "--server", &addr, "--group", "x25519", "--password-stdin"],
+        Some("pw"),
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("HOST KEY HAS CHANGED") && err.contains(&server.fingerprint), "{err}");
     // Nothing was registered: the password was never sent.
-    let list = ok(&Command::new(BIN).args(["users", "list", "--db"]).arg(dir.path().join("server.db")).output().unwrap());
+    let list = ok(&Command::new(BIN)
+        .args(["users", "list", "--db"])
+        .arg(dir.path().join("server.db"))
+        .output()
+        .unwrap());
     assert_eq!(list, "gina\n");
     // An explicit, correct fingerprint works.
-    let out = ok(&cli(&client, &["register", "hank", "--server", &addr, "--group", "x25519", "--password-stdin", "--fingerprint", &server.fingerprint], Some("pw")));
+    let out = ok(&cli(
+        &client,
+        &[
+            "register",
+            "hank",
+            "--server",
+            &addr,
+            "--group",
+            "x25519",
+            "--password-stdin",
+            "--fingerprint",
+            &server.fingerprint,
+        ],
+        Some("pw"),
+    ));
     assert!(out.contains("registered hank"));
 }
 
@@ -303,7 +387,10 @@ fn encodings(secret: &str) -> Vec<(&'static str, Vec<u8>)> {
 
 fn assert_absent(what: &str, haystack: &[u8], secret: &str) {
     for (name, needle) in encodings(secret) {
-        assert!(!haystack.windows(needle.len()).any(|w| w == needle.as_slice()), "password ({name}) found in {what}");
+        assert!(
+            !haystack.windows(needle.len()).any(|w| w == needle.as_slice()),
+            "password ({name}) found in {what}"
+        );
     }
 }
 
@@ -317,7 +404,11 @@ fn password_canary_never_leaves_the_client() {
     let pw_rfc = canary();
     let pw_new = canary();
     register(&client, &relay, "ivy", &pw_random, "random");
-    ok(&cli(&client, &["register", "jack", "--server", &relay, "--labels", "rfc", "--password-stdin"], Some(&pw_rfc)));
+    ok(&cli(
+        &client,
+        &["register", "jack", "--server", &relay, "--labels", "rfc", "--password-stdin"],
+        Some(&pw_rfc),
+    ));
     ok(&cli(&client, &["login", "ivy", "--server", &relay, "-c", "set k v"], None));
     ok(&cli(&client, &["passwd", "ivy", "--server", &relay, "--password-stdin"], Some(&pw_new)));
     ok(&cli(&client, &["login", "ivy", "--server", &relay, "-c", "get k"], None));
@@ -343,16 +434,29 @@ fn passwd_replaces_the_credential() {
     let path = scram_dh_cli_paths::credential(&client, &server.addr, "kate");
     let old = dir.path().join("old.cred");
     std::fs::copy(&path, &old).unwrap();
-    let out = ok(&cli(&client, &["passwd", "kate", "--server", &server.addr, "--password-stdin"], Some("new-pw")));
+    let out =
+        ok(&cli(&client, &["passwd", "kate", "--server", &server.addr, "--password-stdin"], Some("new-pw")));
     assert!(out.contains("password changed for kate"), "{out}");
     assert_eq!(ok(&cli(&client, &["login", "kate", "--server", &server.addr], None)).trim(), "kate");
-    let out = cli(&client, &["login", "kate", "--server", &server.addr, "--credential", old.to_str().unwrap()], None);
+    let out = cli(
+        &client,
+        &["login", "kate", "--server", &server.addr, "--credential", old.to_str().unwrap()],
+        None,
+    );
     assert_eq!(out.status.code(), Some(3), "the old credential no longer works");
     // RFC labels survive a passwd: a standard client logs in with the new password.
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
-        scram_dh_net::login(s, "kate", ClientSecret::Password(Password::new("new-pw")), None, ClientConfig::default()).await.unwrap();
+        scram_dh_net::login(
+            s,
+            "kate",
+            ClientSecret::Password(Password::new("new-pw")),
+            None,
+            ClientConfig::default(),
+        )
+        .await
+        .unwrap();
     });
 }
 
@@ -371,7 +475,16 @@ fn hundred_concurrent_registrations_of_one_name() {
                 let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
                 let policy = HostKeyPolicy::KnownHosts { file: known, server: addr.clone() };
                 let pw = format!("pw-{i}");
-                let r = scram_dh_net::register(s, "same", Password::new(pw), Group::X25519, Labels::Random, &policy, ClientConfig::default()).await;
+                let r = scram_dh_net::register(
+                    s,
+                    "same",
+                    Password::new(pw),
+                    Group::X25519,
+                    Labels::Random,
+                    &policy,
+                    ClientConfig::default(),
+                )
+                .await;
                 (i, r)
             }));
         }
@@ -395,10 +508,17 @@ fn hundred_concurrent_registrations_of_one_name() {
     // The record is the winner's and intact: its credential logs in.
     rt.block_on(async {
         let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let login = scram_dh_net::login(s, "same", cred.secret(), Some(Group::X25519), ClientConfig::default()).await.unwrap();
+        let login =
+            scram_dh_net::login(s, "same", cred.secret(), Some(Group::X25519), ClientConfig::default())
+                .await
+                .unwrap();
         assert_eq!(login.username, "same");
     });
-    let list = ok(&Command::new(BIN).args(["users", "list", "--db"]).arg(dir.path().join("server.db")).output().unwrap());
+    let list = ok(&Command::new(BIN)
+        .args(["users", "list", "--db"])
+        .arg(dir.path().join("server.db"))
+        .output()
+        .unwrap());
     assert_eq!(list, "same\n");
 }
 
@@ -408,12 +528,19 @@ fn exit_codes() {
     let client = dir.path().join("client");
     // Usage error.
     assert_eq!(cli(&client, &["login"], None).status.code(), Some(2));
-    assert_eq!(cli(&client, &["register", "x", "--group", "modp1024", "--password-stdin"], Some("pw")).status.code(), Some(2));
+    assert_eq!(
+        cli(&client, &["register", "x", "--group", "modp1024", "--password-stdin"], Some("pw")).status.code(),
+        Some(2)
+    );
     // No credential saved: usage.
     assert_eq!(cli(&client, &["login", "nobody", "--server", "127.0.0.1:9"], None).status.code(), Some(2));
     // Connection refused: find a free port, then do not listen on it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = cli(&client, &["register", "x", "--server", &format!("127.0.0.1:{port}"), "--password-stdin"], Some("pw"));
+    let out = cli(
+        &client,
+        &["register", "x", "--server", &format!("127.0.0.1:{port}"), "--password-stdin"],
+        Some("pw"),
+    );
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     // A bad config file is a usage error and says where.
     let cfg = dir.path().join("bad.toml");
@@ -427,7 +554,14 @@ fn exit_codes() {
 fn config_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("server.toml");
-    std::fs::write(&cfg, format!("listen = \"127.0.0.1:0\"\ndb = \"{}\"\nic = 5000\ngroups = \"x25519\"\n", dir.path().join("c.db").display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndb = \"{}\"\nic = 5000\ngroups = \"x25519\"\n",
+            dir.path().join("c.db").display()
+        ),
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&cfg)
@@ -440,11 +574,22 @@ fn config_file_and_environment() {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split_whitespace().nth(2).unwrap().to_owned();
     let client = dir.path().join("client");
-    ok(&cli(&client, &["register", "lee", "--server", &addr, "--group", "x25519", "--password-stdin"], Some("pw")));
-    let cred = ClientCredential::from_json(&std::fs::read_to_string(scram_dh_cli_paths::credential(&client, &addr, "lee")).unwrap()).unwrap();
+    ok(&cli(
+        &client,
+        &["register", "lee", "--server", &addr, "--group", "x25519", "--password-stdin"],
+        Some("pw"),
+    ));
+    let cred = ClientCredential::from_json(
+        &std::fs::read_to_string(scram_dh_cli_paths::credential(&client, &addr, "lee")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(cred.ic, 5000, "ic from the config file");
     // modp groups are not offered by this config.
-    let out = cli(&client, &["register", "mia", "--server", &addr, "--group", "modp2048", "--password-stdin"], Some("pw"));
+    let out = cli(
+        &client,
+        &["register", "mia", "--server", &addr, "--group", "modp2048", "--password-stdin"],
+        Some("pw"),
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported"));
     let _ = child.kill();
     let _ = child.wait();

@@ -1,1 +1,2 @@
+//! Placeholder until the DH benchmarks land.
 fn main() {}

@@ -3,6 +3,7 @@
 //! fixed clock, so the output is the same on every run.
 //!
 //! `cargo run --release -p scram-dh --example transcript`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scram_dh::pair::{Direction, Pair};
 use scram_dh::{Group, Labels};

@@ -210,6 +210,26 @@ impl SessionStore for MemorySessionStore {
     }
 }
 
+impl<T: SessionStore> SessionStore for std::sync::Arc<T> {
+    fn insert(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        value: SecretBytes,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send {
+        (**self).insert(key, peer, value, now_ms, ttl_ms)
+    }
+    fn take(
+        &self,
+        key: &SessionKey,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<SecretBytes>, StoreError>> + Send {
+        (**self).take(key, now_ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,25 +313,5 @@ mod tests {
         }
         let inner = s.inner.lock().unwrap();
         assert_eq!(inner.map.len(), inner.by_expiry.len());
-    }
-}
-
-impl<T: SessionStore> SessionStore for std::sync::Arc<T> {
-    fn insert(
-        &self,
-        key: &SessionKey,
-        peer: &str,
-        value: SecretBytes,
-        now_ms: u64,
-        ttl_ms: u64,
-    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send {
-        (**self).insert(key, peer, value, now_ms, ttl_ms)
-    }
-    fn take(
-        &self,
-        key: &SessionKey,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<Option<SecretBytes>, StoreError>> + Send {
-        (**self).take(key, now_ms)
     }
 }

@@ -1,5 +1,6 @@
 //! Property tests: wire messages round-trip byte-exactly, and no parser panics on
 //! arbitrary input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
 use scram_dh::auth::server::PendingAuth;

@@ -1,4 +1,5 @@
 //! End-to-end protocol tests on the deterministic in-memory pair (no sockets).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scram_dh::auth::client::AuthClient;
 use scram_dh::message::{Base64, ClientMessage, RegistrationPairing, ServerMessage};

@@ -103,7 +103,10 @@ impl RegistrationClient {
         if let HostKeyCheck::Pinned(expected) = self.check
             && !expected.matches(&presented)
         {
-            return Err(Error::HostKeyMismatch { expected: expected.to_string(), presented: presented.to_string() });
+            return Err(Error::HostKeyMismatch {
+                expected: expected.to_string(),
+                presented: presented.to_string(),
+            });
         }
         let group = self.secret.group();
         let server_public = PublicKey::from_bytes(group, reply.public_key.as_bytes())?;
