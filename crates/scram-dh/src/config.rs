@@ -15,8 +15,8 @@ pub struct Step<M, S> {
     pub state: S,
 }
 
-/// Server-side protocol settings.
-#[derive(Clone, Debug)]
+/// Server-side protocol settings. `Debug` omits the mock-salt secret.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Iteration count for new registrations (never below 4096).
     pub ic: u32,
@@ -30,6 +30,18 @@ pub struct ServerConfig {
     pub mock_secret: [u8; 32],
     /// Session time to live, milliseconds (SPEC 5: 10 s by default).
     pub session_ttl_ms: u64,
+}
+
+impl core::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("ic", &self.ic)
+            .field("host_key", &self.host_key)
+            .field("groups", &self.groups)
+            .field("allow_rfc_labels", &self.allow_rfc_labels)
+            .field("session_ttl_ms", &self.session_ttl_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerConfig {

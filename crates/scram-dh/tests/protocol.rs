@@ -461,3 +461,50 @@ fn invalid_public_keys_rejected_at_the_wire() {
         assert_eq!(r1_with_key(&mut pair, group, from_int(4)), None, "{group} 4 accepted");
     }
 }
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let pw = "canary-debug-7c1d";
+    let mut pair = Pair::new(25);
+    let step = RegistrationClient::start(
+        &mut pair.client_rng,
+        "dbg",
+        Password::new(pw),
+        Group::X25519,
+        Labels::Rfc,
+        HostKeyCheck::TrustOnFirstUse,
+        pair.client_config,
+    )
+    .unwrap();
+    let s1 = format!("{:?}", step.state);
+    let r2 = pair.exchange(&step.message).unwrap().into_registration_pairing().unwrap();
+    let step = step.state.receive_pairing(r2).unwrap();
+    let s2 = format!("{:?}", step.state);
+    let r4 = pair.exchange(&step.message).unwrap().into_registration_keys().unwrap();
+    let cred = step.state.finish(r4).unwrap();
+    let s3 = format!("{cred:?} {:?}", cred.secret());
+    let (c, s) = pair.login("dbg", cred.secret(), Some(Group::X25519)).unwrap();
+    let s4 = format!("{c:?} {s:?}");
+    let record = scram_dh::pair::block_on(pair.engine.credentials().read("dbg")).unwrap().unwrap();
+    let s5 = format!("{record:?} {:?}", pair.engine.config());
+    let keys = c.session_keys().unwrap();
+    let mock = pair.engine.config().mock_secret;
+    assert!(!s5.contains(&format!("{:?}", &mock[..8])), "mock secret printed: {s5}");
+    let hexes = [
+        cred.client_key.expose(),
+        cred.server_key.expose(),
+        keys.c2s.expose(),
+        keys.s2c.expose(),
+        record.stored_key.expose(),
+    ]
+    .map(|k| k.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    for text in [&s1, &s2, &s3, &s4, &s5] {
+        assert!(!text.contains(pw), "{text}");
+        for h in &hexes {
+            assert!(!text.contains(&h[..16]), "{text}");
+        }
+        for decimal in [cred.client_key.expose(), keys.c2s.expose()] {
+            assert!(!text.contains(&format!("{:?}", &decimal[..8])), "byte arrays printed: {text}");
+        }
+    }
+}
