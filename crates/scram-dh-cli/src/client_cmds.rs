@@ -74,6 +74,9 @@ pub struct PasswdArgs {
     /// Read the new password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
+    /// DH group for the channel the new credential travels over.
+    #[arg(long, default_value = "x25519")]
+    group: String,
 }
 
 fn group(name: &str) -> Result<Group> {
@@ -171,7 +174,7 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
         let stream = connect(&server, args.opts.timeout).await?;
         let mut session = timed(
             args.opts.timeout,
-            scram_dh_net::login(stream, &username, cred.secret(), Some(Group::X25519), config),
+            scram_dh_net::login(stream, &username, cred.secret(), Some(group), config),
         )
         .await?;
         let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
@@ -264,7 +267,7 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
     let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
     let new_password =
         read_password(args.password_stdin, &format!("New password for {}: ", cred.username), true)?;
-    let mut session = open(&args.opts, &cred, &server, Some(Group::X25519)).await?;
+    let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
     let (request, updated) =
         scram_dh_net::passwd_request(&mut rand_core::UnwrapErr(getrandom::SysRng), &cred, &new_password)?;
