@@ -6,6 +6,7 @@
 //! failure (wrong credential, unknown user, host key refused), 4 connection failure.
 
 mod admin;
+mod bench;
 mod client_cmds;
 mod demo;
 mod paths;
@@ -41,6 +42,8 @@ enum Command {
     Users(admin::UsersArgs),
     /// Start a throwaway server, register, provision, log in, and show every message.
     Demo(demo::DemoArgs),
+    /// Load generator: logins or registrations per second against a throwaway loopback server.
+    Bench(bench::BenchArgs),
 }
 
 /// Client-side options shared by register, login and passwd.
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
             Command::Provision(a) => admin::provision(a).await,
             Command::Users(a) => admin::users(a).await,
             Command::Demo(a) => demo::run(a).await,
+            Command::Bench(a) => bench::run(a).await,
         }
     });
     match result {

@@ -595,3 +595,18 @@ fn config_file_and_environment() {
     let _ = child.wait();
     assert!(dir.path().join("c.db").exists());
 }
+
+#[test]
+fn load_generator_runs_bounded() {
+    let out = Command::new(BIN)
+        .args(["bench", "--duration", "1", "--max-ops", "200", "--concurrency", "4"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    let out = Command::new(BIN)
+        .args(["bench", "--mode", "register", "--duration", "1", "--max-ops", "20"])
+        .output()
+        .unwrap();
+    assert!(ok(&out).contains("mode register"));
+}

@@ -1,0 +1,226 @@
+//! `scram-dh bench`: the project's load generator. Logs in (or registers) as fast
+//! as `--concurrency` connections allow, for a bounded time and count, and reports
+//! throughput and latency. Without `--server` it starts its own throwaway server
+//! on loopback (temporary SQLite database), so it measures this build end to end.
+//! Point `--server` only at a server you run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use scram_dh::{ClientConfig, ClientCredential, Group, Labels, Password};
+use scram_dh_net::HostKeyPolicy;
+use tokio::net::TcpStream;
+
+use crate::serve::{Settings, build};
+
+/// `bench` flags.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A running server to load (default: start one in-process on 127.0.0.1).
+    #[arg(long)]
+    server: Option<String>,
+    /// What each operation is: `login` (no channel), `login-channel` (X25519 channel
+    /// plus one request), or `register` (in-band over --group).
+    #[arg(long, default_value = "login")]
+    mode: String,
+    /// Group for `register` mode.
+    #[arg(long, default_value = "x25519")]
+    group: String,
+    /// Connections in flight at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Stop after this many operations.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_ops: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Login,
+    LoginChannel,
+    Register(Group),
+}
+
+async fn one(
+    server: &str,
+    mode: Mode,
+    cred: &ClientCredential,
+    n: u64,
+    fp: Option<scram_dh::Fingerprint>,
+) -> Result<()> {
+    let stream = TcpStream::connect(server).await?;
+    let _ = stream.set_nodelay(true);
+    let config = ClientConfig::default();
+    match mode {
+        Mode::Login => {
+            scram_dh_net::login(stream, &cred.username, cred.secret(), None, config).await?;
+        }
+        Mode::LoginChannel => {
+            let mut s =
+                scram_dh_net::login(stream, &cred.username, cred.secret(), Some(Group::X25519), config)
+                    .await?;
+            if let Some(ch) = s.channel.as_mut() {
+                ch.send(br#"{"cmd":"whoami"}"#).await?;
+                ch.recv().await?;
+            }
+        }
+        Mode::Register(group) => {
+            let fp = fp.context("register mode needs the host key")?;
+            let name = format!("bench-{}-{n}-{}", std::process::id(), started_nonce());
+            scram_dh_net::register(
+                stream,
+                &name,
+                Password::new("bench"),
+                group,
+                Labels::Random,
+                &HostKeyPolicy::Fingerprint(fp),
+                config,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn started_nonce() -> String {
+    scram_dh::nonce::Nonce::random(&mut rand_core::UnwrapErr(getrandom::SysRng)).to_hex()[..8].to_owned()
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    crate::init_logging("error", false);
+    let mode = match args.mode.as_str() {
+        "login" => Mode::Login,
+        "login-channel" => Mode::LoginChannel,
+        "register" => {
+            Mode::Register(Group::from_name(&args.group).ok_or_else(|| crate::usage("unknown --group"))?)
+        }
+        other => {
+            return Err(crate::usage(format!(
+                "--mode must be login, login-channel or register, not {other:?}"
+            )));
+        }
+    };
+    if args.concurrency == 0 || args.concurrency > 4096 {
+        return Err(crate::usage("--concurrency must be 1..=4096"));
+    }
+    let dir = tempfile::tempdir()?;
+    let mut local = None;
+    let (server, fingerprint) = match &args.server {
+        Some(s) => (s.clone(), None),
+        None => {
+            let limits = scram_dh_net::Limits {
+                max_handshakes_per_peer: args.concurrency * 2,
+                registrations_per_sec: 1e9,
+                registration_burst: 1e9,
+                ..scram_dh_net::Limits::default()
+            };
+            let settings = Settings {
+                listen: "127.0.0.1:0".into(),
+                db: dir.path().join("bench.db"),
+                host_key: dir.path().join("bench.hostkey"),
+                groups: Group::ALL.to_vec(),
+                ic: scram_dh::MIN_ITERATIONS,
+                ttl: Duration::from_secs(10),
+                limits,
+                max_sessions: 1_000_000,
+                json_logs: false,
+            };
+            let (srv, fp) = build(&settings).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?.to_string();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            local = Some((
+                tx,
+                tokio::spawn(srv.run(listener, async {
+                    let _ = rx.await;
+                })),
+            ));
+            (addr, Some(fp))
+        }
+    };
+    // One user to log in as.
+    let stream = TcpStream::connect(&server).await.with_context(|| format!("connecting to {server}"))?;
+    // Against an outside server, trust its key on first use (a throwaway known_hosts).
+    let policy = match fingerprint {
+        Some(fp) => HostKeyPolicy::Fingerprint(fp),
+        None => HostKeyPolicy::KnownHosts {
+            file: scram_dh_net::KnownHosts::new(dir.path().join("known_hosts")),
+            server: server.clone(),
+        },
+    };
+    let name = format!("bench-user-{}-{}", std::process::id(), started_nonce());
+    let cred = scram_dh_net::register(
+        stream,
+        &name,
+        Password::new("bench"),
+        Group::X25519,
+        Labels::Random,
+        &policy,
+        ClientConfig::default(),
+    )
+    .await?;
+    let fp = cred.host_key.context("registration returned no host key")?;
+
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (server, cred, counter) = (server.clone(), cred.clone(), std::sync::Arc::clone(&counter));
+        let max = args.max_ops;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut failures = 0u64;
+            loop {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= max || Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                match one(&server, mode, &cred, n, Some(fp)).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => failures += 1,
+                }
+            }
+            (lat, failures)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        let (l, f) = t.await?;
+        lat.extend(l);
+        failures += f;
+    }
+    let elapsed = started.elapsed();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "mode {} concurrency {} over {:.1} s: {} ok, {} failed, {:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        args.mode,
+        args.concurrency,
+        elapsed.as_secs_f64(),
+        lat.len(),
+        failures,
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    if let Some((tx, task)) = local {
+        let _ = tx.send(());
+        let _ = task.await;
+    }
+    if failures > 0 {
+        bail!("{failures} operations failed");
+    }
+    Ok(())
+}
