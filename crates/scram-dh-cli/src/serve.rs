@@ -222,6 +222,15 @@ pub async fn build(
 )> {
     let host_key = load_or_create_host_key(&settings.host_key)?;
     let fingerprint = host_key.fingerprint();
+    // Build each offered group's fixed-base table now, not on the first request.
+    let groups = settings.groups.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        for g in groups {
+            let _ = g.generate(&mut rng);
+        }
+    })
+    .await?;
     let store = Arc::new(open_store(&settings.db).await?);
     let sessions =
         MemorySessionStore::new(settings.max_sessions, settings.limits.max_handshakes_per_peer.max(1) * 4);
