@@ -271,7 +271,22 @@ where
                 Ok(ClientMessage::RegistrationPairing(_)) if !self.registration_allowed(ip) => {
                     Outcome::Failed { reply: ServerMessage::error(&Error::Busy), error: Error::Busy }
                 }
-                Ok(msg) => self.engine.handle(msg, &peer_key, now_ms(), &mut rng).await,
+                Ok(msg) => {
+                    // A DH step costs up to ~10 ms of CPU (modp8192): on a multi-thread
+                    // runtime, tell tokio so this worker's other connections move on.
+                    let heavy = match &msg {
+                        ClientMessage::RegistrationPairing(_) => true,
+                        ClientMessage::AuthPairing(a) => a.public_key.is_some(),
+                        _ => false,
+                    };
+                    let step = self.engine.handle(msg, &peer_key, now_ms(), &mut rng);
+                    let handle = tokio::runtime::Handle::current();
+                    if heavy && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+                        tokio::task::block_in_place(|| handle.block_on(step))
+                    } else {
+                        step.await
+                    }
+                }
             };
             if let Err(e) = write_line(&mut io, &outcome.reply().to_json()).await {
                 debug!(%peer, error = %e, "write failed");
