@@ -18,22 +18,14 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA-256 over the concatenation of `parts`.
 #[must_use]
+#[allow(clippy::expect_used)]
 pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable_hmac(),
-    };
+    // Invariant, not input validation: HMAC (RFC 2104) accepts keys of every length.
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
     for part in parts {
         mac.update(part);
     }
     mac.finalize().into_bytes().into()
-}
-
-#[cold]
-fn unreachable_hmac() -> HmacSha256 {
-    // Not reachable: HMAC accepts every key length. Kept panic-free by hashing nothing.
-    <HmacSha256 as KeyInit>::new(&Default::default())
 }
 
 /// RFC 5802 `Hi(str, salt, i)`: PBKDF2-HMAC-SHA-256 with a 32-byte output.
@@ -46,13 +38,13 @@ pub fn hi(normalized_password: &[u8], salt: &[u8], ic: u32) -> SaltedPassword {
 
 /// HKDF-SHA-256 extract then expand into one 32-byte key.
 #[must_use]
+#[allow(clippy::expect_used)]
 pub fn hkdf_key(salt: &[u8], ikm: &[u8], info: &[u8]) -> SymmetricKey {
     let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), ikm);
     let mut out = Zeroizing::new([0u8; 32]);
-    // 32 bytes is far below HKDF-SHA-256's 8160-byte limit.
-    if hk.expand(info, out.as_mut()).is_err() {
-        out.fill(0);
-    }
+    // Invariant: 32 bytes is far below HKDF-SHA-256's 8160-byte output limit. Never fall
+    // back to a default key.
+    hk.expand(info, out.as_mut()).expect("32-byte HKDF output is within the limit");
     SymmetricKey::from_bytes(*out)
 }
 

@@ -17,7 +17,7 @@ use crate::session::{Phase, SessionInsert, SessionKey, SessionStore};
 /// What a client message led to.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Send `0` and wait for the client's next message.
+    /// Send this message and wait for the client's next one.
     Continue(ServerMessage),
     /// Registration complete (the record is committed); send R4.
     Registered {

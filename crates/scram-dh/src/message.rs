@@ -203,14 +203,9 @@ pub struct ErrorMessage {
 impl From<&Error> for ErrorMessage {
     fn from(e: &Error) -> Self {
         let code = e.code();
-        // Internal detail stays in the server's log; the peer gets the code's meaning.
-        let message = match (code, e) {
-            (_, Error::InvalidMessage(_) | Error::Unsupported(_) | Error::InvalidPublicKey(_)) => {
-                e.to_string()
-            }
-            (ErrorCode::ServerError, _) => "internal server error".to_owned(),
-            _ => e.to_string(),
-        };
+        // Internal detail (store paths, backend errors) stays in the server's log.
+        let message =
+            if code == ErrorCode::ServerError { "internal server error".to_owned() } else { e.to_string() };
         Self { code, message }
     }
 }
