@@ -13,7 +13,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rand_core::CryptoRng;
 use scram_dh::credential::{ClientKeys, salted_password};
-use scram_dh::record::{RFC_CLIENT_LABEL, RFC_SERVER_LABEL};
 use scram_dh::secret::{ServerKey, StoredKey};
 use scram_dh::{ClientCredential, CredentialStore, Labels, MIN_ITERATIONS, Password, Record};
 use serde::{Deserialize, Serialize};
@@ -166,16 +165,7 @@ pub fn passwd_request<R: CryptoRng + ?Sized>(
     rng.fill_bytes(&mut salt);
     let ic = current.ic.max(MIN_ITERATIONS);
     let salted = salted_password(new_password, &salt, ic)?;
-    let keys = match current.labels {
-        Labels::Rfc => ClientKeys::derive(&salted, RFC_CLIENT_LABEL, RFC_SERVER_LABEL),
-        Labels::Random => {
-            let mut c = zeroize::Zeroizing::new([0u8; 32]);
-            let mut s = zeroize::Zeroizing::new([0u8; 32]);
-            rng.fill_bytes(c.as_mut());
-            rng.fill_bytes(s.as_mut());
-            ClientKeys::derive(&salted, c.as_ref(), s.as_ref())
-        }
-    };
+    let keys = ClientKeys::generate(rng, &salted, current.labels);
     let request = Request {
         cmd: "passwd".into(),
         args: vec![

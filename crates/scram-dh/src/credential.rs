@@ -58,6 +58,27 @@ pub fn salted_password(password: &Password, salt: &[u8], ic: u32) -> Result<Salt
     Ok(hi(prepped.as_bytes(), salt, ic))
 }
 
+/// The two labels of a new record (SPEC 3a step 4): 32 random bytes each, or RFC
+/// 5802's `"Client Key"` / `"Server Key"`.
+pub fn draw_labels<R: rand_core::CryptoRng + ?Sized>(
+    rng: &mut R,
+    labels: Labels,
+) -> (zeroize::Zeroizing<Vec<u8>>, zeroize::Zeroizing<Vec<u8>>) {
+    match labels {
+        Labels::Rfc => (
+            zeroize::Zeroizing::new(RFC_CLIENT_LABEL.to_vec()),
+            zeroize::Zeroizing::new(RFC_SERVER_LABEL.to_vec()),
+        ),
+        Labels::Random => {
+            let mut c = zeroize::Zeroizing::new(vec![0u8; 32]);
+            let mut s = zeroize::Zeroizing::new(vec![0u8; 32]);
+            rng.fill_bytes(&mut c);
+            rng.fill_bytes(&mut s);
+            (c, s)
+        }
+    }
+}
+
 /// The client's two long-term keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientKeys {
@@ -75,6 +96,16 @@ impl ClientKeys {
             client_key: ClientKey::from_bytes(hmac(salted_password.expose(), &[client_label])),
             server_key: ServerKey::from_bytes(hmac(salted_password.expose(), &[server_label])),
         }
+    }
+
+    /// Keys for a new record of kind `labels`, drawing random labels when asked.
+    pub fn generate<R: rand_core::CryptoRng + ?Sized>(
+        rng: &mut R,
+        salted_password: &SaltedPassword,
+        labels: Labels,
+    ) -> Self {
+        let (client_label, server_label) = draw_labels(rng, labels);
+        Self::derive(salted_password, &client_label, &server_label)
     }
 
     /// The RFC 5802 keys of a salted password.

@@ -7,7 +7,7 @@ use rand_core::CryptoRng;
 use crate::credential::{CREDENTIAL_FORMAT, ClientCredential, ClientKeys, MIN_ITERATIONS, salted_password};
 use crate::error::{Error, Result};
 use crate::hostkey::Fingerprint;
-use crate::record::{Labels, RFC_CLIENT_LABEL, RFC_SERVER_LABEL, Record};
+use crate::record::{Labels, Record};
 use crate::secret::Password;
 
 /// A provisioned user: the record for the store and the bundle for the client.
@@ -70,16 +70,7 @@ pub fn provision<R: CryptoRng + ?Sized>(
     let mut salt = [0u8; 32];
     rng.fill_bytes(&mut salt);
     let salted = salted_password(&password, &salt, ic)?;
-    let keys = match labels {
-        Labels::Rfc => ClientKeys::derive(&salted, RFC_CLIENT_LABEL, RFC_SERVER_LABEL),
-        Labels::Random => {
-            let mut c = zeroize::Zeroizing::new([0u8; 32]);
-            let mut s = zeroize::Zeroizing::new([0u8; 32]);
-            rng.fill_bytes(c.as_mut());
-            rng.fill_bytes(s.as_mut());
-            ClientKeys::derive(&salted, c.as_ref(), s.as_ref())
-        }
-    };
+    let keys = ClientKeys::generate(rng, &salted, labels);
     let record = keys.record(&username, &salt, ic, now_secs, labels);
     let bundle = ClientCredential {
         format: CREDENTIAL_FORMAT.to_owned(),

@@ -4,7 +4,6 @@
 //! record is durably committed").
 
 use rand_core::CryptoRng;
-use zeroize::Zeroizing;
 
 use super::{Transcript, registration_keys};
 use crate::codec::{Reader, Writer};
@@ -18,7 +17,7 @@ use crate::message::{
     RegistrationSendPassword,
 };
 use crate::nonce::{CombinedNonce, Nonce};
-use crate::record::{Labels, RFC_CLIENT_LABEL, RFC_SERVER_LABEL, Record};
+use crate::record::{Labels, Record};
 use crate::secret::{SaltedPassword, SecretBytes, SymmetricKey};
 use crate::session::{Phase, SessionKey};
 
@@ -192,18 +191,7 @@ impl PendingRegistration {
             .ok_or(Error::Decryption("secret_key"))?;
         let salted = SaltedPassword::from_slice(&plain)
             .ok_or_else(|| Error::invalid("secret_key must hold 32 bytes"))?;
-        let (client_label, server_label): (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>) = match self.labels {
-            Labels::Rfc => {
-                (Zeroizing::new(RFC_CLIENT_LABEL.to_vec()), Zeroizing::new(RFC_SERVER_LABEL.to_vec()))
-            }
-            Labels::Random => {
-                let mut c = Zeroizing::new(vec![0u8; 32]);
-                let mut s = Zeroizing::new(vec![0u8; 32]);
-                rng.fill_bytes(&mut c);
-                rng.fill_bytes(&mut s);
-                (c, s)
-            }
-        };
+        let (client_label, server_label) = crate::credential::draw_labels(rng, self.labels);
         let keys = ClientKeys::derive(&salted, &client_label, &server_label);
         let record = keys.record(&self.username, &self.salt, self.ic, now_secs, self.labels);
         let reply = RegistrationKeysGeneration {
