@@ -18,8 +18,11 @@ fn main() -> Result<(), scram_dh::Error> {
             Direction::ClientToServer => "C -> S",
             Direction::ServerToClient => "S -> C",
         };
-        let shown =
-            if msg.len() > 220 { format!("{}… ({} bytes)", &msg[..220], msg.len()) } else { msg.clone() };
+        let shown = if msg.len() > 220 {
+            format!("{}… ({} bytes)", scram_dh::message::truncate_chars(&msg, 220), msg.len())
+        } else {
+            msg.clone()
+        };
         println!("{arrow}  {shown}\n");
     }
     let wire: String = pair.transcript.iter().map(|(_, m)| m.as_str()).collect();

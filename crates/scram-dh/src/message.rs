@@ -240,10 +240,18 @@ fn parse_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| {
         // serde_json's text names the field and position, never a value's content
         // beyond what the peer itself sent; keep it short.
-        let mut msg = e.to_string();
-        msg.truncate(200);
-        Error::InvalidMessage(msg)
+        Error::InvalidMessage(truncate_chars(&e.to_string(), 200).to_owned())
     })
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+#[must_use]
+pub fn truncate_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let cut = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    &s[..cut]
 }
 
 fn to_json<T: Serialize>(msg: &T) -> String {
@@ -390,6 +398,24 @@ mod tests {
             "A".repeat(MAX_MESSAGE_BYTES)
         );
         assert!(ClientMessage::from_json(&big).is_err());
+    }
+
+    // Found by cargo-fuzz: serde_json's error quotes the input, and cutting that text
+    // at byte 200 landed inside a multi-byte character.
+    #[test]
+    fn long_errors_with_multibyte_text_do_not_panic() {
+        let input = format!("\"{}\"", "\u{0177}A5".repeat(80));
+        assert!(matches!(ClientMessage::from_json(&input), Err(Error::InvalidMessage(_))));
+        for n in 0..8 {
+            let input = format!(
+                r#"{{"type":"auth_pairing","username":{},"client_nonce":"{}é"}}"#,
+                "1".repeat(n),
+                "é".repeat(150)
+            );
+            let _ = ClientMessage::from_json(&input);
+        }
+        assert_eq!(truncate_chars("aé", 2), "a");
+        assert_eq!(truncate_chars("aé", 3), "aé");
     }
 
     #[test]

@@ -128,6 +128,15 @@ proptest! {
         let _ = scram_dh::username::unescape(&s);
     }
 
+    // Error texts quote the offending JSON value; long non-ASCII values must not break
+    // their truncation (a fuzzer found this one).
+    #[test]
+    fn quoted_unicode_values_never_panic(v in "[a-zé中ŷЖ]{150,400}", field in prop_oneof![Just("username"), Just("nonce"), Just("x")]) {
+        let _ = ClientMessage::from_json(&format!("\"{v}\""));
+        let _ = ClientMessage::from_json(&format!(r#"{{"type":"registration_send_password","{field}":"{v}"}}"#));
+        let _ = ServerMessage::from_json(&format!(r#"{{"type":"auth_proof","server_signature":"{v}"}}"#));
+    }
+
     #[test]
     fn byte_parsers_never_panic(b in proptest::collection::vec(any::<u8>(), 0..600)) {
         let s = String::from_utf8_lossy(&b);
