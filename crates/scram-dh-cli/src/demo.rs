@@ -76,7 +76,7 @@ fn show(capture: &Capture, from: usize, full: bool) -> usize {
             Ok(text) if text.starts_with('{') => {
                 for line in text.lines() {
                     let shown = if !full && line.len() > 200 {
-                        format!("{}… ({} bytes)", scram_dh::message::truncate_chars(&line, 200), line.len())
+                        format!("{}… ({} bytes)", scram_dh::message::truncate_chars(line, 200), line.len())
                     } else {
                         line.to_owned()
                     };

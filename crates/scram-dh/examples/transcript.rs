@@ -19,7 +19,7 @@ fn main() -> Result<(), scram_dh::Error> {
             Direction::ServerToClient => "S -> C",
         };
         let shown = if msg.len() > 220 {
-            format!("{}… ({} bytes)", scram_dh::message::truncate_chars(&msg, 220), msg.len())
+            format!("{}… ({} bytes)", scram_dh::message::truncate_chars(msg, 220), msg.len())
         } else {
             msg.clone()
         };
