@@ -111,7 +111,8 @@ pub struct Server<C, S, V> {
     shared: Arc<Shared<C, S, V>>,
 }
 
-fn now_ms() -> u64 {
+/// Wall-clock time in Unix milliseconds: the only clock the network layer reads.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -144,8 +144,7 @@ fn passwd_record(user: &str, args: &[String]) -> Result<Record, String> {
     let stored_key = StoredKey::from_bytes(key(&args[2]).ok_or("stored_key must be 32 bytes of base64")?);
     let server_key = ServerKey::from_bytes(key(&args[3]).ok_or("server_key must be 32 bytes of base64")?);
     let labels = Labels::from_name(&args[4]).ok_or("labels must be random or rfc")?;
-    let created =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let created = crate::server::now_ms() / 1000;
     Ok(Record { username: user.to_owned(), salt, ic, stored_key, server_key, created, labels })
 }
 
