@@ -133,6 +133,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureChannel<S> {
         Ok(Some(plain))
     }
 
+    /// Turns the channel into a byte stream implementing `AsyncRead + AsyncWrite`,
+    /// continuing the same sequence numbers (nothing is buffered here, so nothing is lost).
+    #[must_use]
+    pub fn into_stream(self) -> crate::stream::SecureStream<S> {
+        crate::stream::SecureStream::from_parts(
+            self.io,
+            self.username,
+            self.send_key,
+            self.recv_key,
+            (self.send_seq, self.recv_seq),
+            self.broken,
+        )
+    }
+
     /// Shuts the write half down.
     ///
     /// # Errors

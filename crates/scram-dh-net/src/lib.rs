@@ -29,6 +29,7 @@ pub mod framing;
 pub mod known_hosts;
 pub mod server;
 pub mod service;
+pub mod stream;
 
 pub use channel::{Role, SecureChannel};
 pub use client::{HostKeyPolicy, Login, login, register};
@@ -36,3 +37,4 @@ pub use error::NetError;
 pub use known_hosts::KnownHosts;
 pub use server::{Limits, Server, ServerChannel, Service};
 pub use service::{KvService, Reply, Request, passwd_request};
+pub use stream::SecureStream;
