@@ -15,6 +15,23 @@ use crate::error::NetError;
 pub const MAX_RECORD_PLAINTEXT: usize = 16384;
 const TAG: usize = 16;
 
+/// Appends one record, `u32 BE length || AEAD(key, n(seq), aad empty, plaintext)`, to
+/// `out`. The caller keeps `plaintext` within [`MAX_RECORD_PLAINTEXT`]. The one
+/// definition of the record format, shared by [`SecureChannel`] and
+/// [`SecureStream`](crate::stream::SecureStream).
+pub(crate) fn push_record(out: &mut Vec<u8>, key: &SymmetricKey, seq: u64, plaintext: &[u8]) {
+    let sealed = seal(key, seq, b"", plaintext);
+    // At most 16384 + 16 bytes: always fits the u32 length prefix.
+    let len = u32::try_from(sealed.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&sealed);
+}
+
+/// Whether a record's length prefix is within SPEC 7's bounds (tag only up to a full record).
+pub(crate) fn record_len_ok(len: usize) -> bool {
+    (TAG..=MAX_RECORD_PLAINTEXT + TAG).contains(&len)
+}
+
 /// Which end of the channel this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -76,12 +93,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureChannel<S> {
             self.broken = true;
             return Err(NetError::Channel("message larger than one record (16384 bytes)"));
         }
-        let sealed = seal(&self.send_key, self.send_seq, b"", message);
+        let mut frame = Vec::with_capacity(4 + message.len() + TAG);
+        push_record(&mut frame, &self.send_key, self.send_seq, message);
         self.send_seq = self.send_seq.checked_add(1).ok_or(NetError::Channel("sequence exhausted"))?;
-        let mut frame = Vec::with_capacity(4 + sealed.len());
-        let len = u32::try_from(sealed.len()).map_err(|_| NetError::Channel("record too large"))?;
-        frame.extend_from_slice(&len.to_be_bytes());
-        frame.extend_from_slice(&sealed);
         let res = async {
             self.io.write_all(&frame).await?;
             self.io.flush().await
@@ -119,7 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureChannel<S> {
             got += n;
         }
         let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| NetError::Channel("bad length"))?;
-        if !(TAG..=MAX_RECORD_PLAINTEXT + TAG).contains(&len) {
+        if !record_len_ok(len) {
             return Err(NetError::Channel("record length out of range"));
         }
         let mut sealed = vec![0u8; len];

@@ -7,14 +7,12 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use scram_dh::crypto::{open, seal};
+use scram_dh::crypto::open;
 use scram_dh::secret::SymmetricKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use zeroize::Zeroizing;
 
-use crate::channel::MAX_RECORD_PLAINTEXT;
-
-const TAG: usize = 16;
+use crate::channel::{MAX_RECORD_PLAINTEXT, push_record, record_len_ok};
 
 /// An authenticated, encrypted byte stream. Each `write` seals at most 16384 bytes
 /// into one record; reads return decrypted bytes across record boundaries. A
@@ -124,7 +122,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
             if this.inbox.len() >= 4 {
                 let len =
                     u32::from_be_bytes([this.inbox[0], this.inbox[1], this.inbox[2], this.inbox[3]]) as usize;
-                if !(TAG..=MAX_RECORD_PLAINTEXT + TAG).contains(&len) {
+                if !record_len_ok(len) {
                     this.failed = true;
                     return Poll::Ready(Err(invalid("record length out of range")));
                 }
@@ -135,7 +133,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
                         return Poll::Ready(Err(invalid("record failed authentication")));
                     };
                     this.inbox.drain(..4 + len);
-                    this.recv_seq += 1;
+                    this.recv_seq =
+                        this.recv_seq.checked_add(1).ok_or_else(|| invalid("sequence exhausted"))?;
                     this.plain = plain;
                     this.plain_pos = 0;
                     continue;
@@ -168,11 +167,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
             return Poll::Ready(Ok(0));
         }
         let n = data.len().min(MAX_RECORD_PLAINTEXT);
-        let sealed = seal(&this.send_key, this.send_seq, b"", &data[..n]);
-        this.send_seq += 1;
-        let len = u32::try_from(sealed.len()).map_err(|_| invalid("record too large"))?;
-        this.outbox.extend_from_slice(&len.to_be_bytes());
-        this.outbox.extend_from_slice(&sealed);
+        push_record(&mut this.outbox, &this.send_key, this.send_seq, &data[..n]);
+        this.send_seq = this.send_seq.checked_add(1).ok_or_else(|| invalid("sequence exhausted"))?;
         // The record is ours now: report it written even if the socket is not ready;
         // poll_flush (or the next write) delivers it.
         let _ = this.poll_drain(cx)?;
