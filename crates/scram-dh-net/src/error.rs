@@ -12,6 +12,10 @@ pub enum NetError {
     /// The peer closed the connection mid-exchange.
     #[error("connection closed by peer")]
     Closed,
+    /// The encrypted channel's connection ended without the peer's authenticated
+    /// end of stream: it may have been cut by an attacker (SPEC 7).
+    #[error("encrypted channel truncated: the connection ended without an authenticated end of stream")]
+    Truncated,
     /// The peer took too long.
     #[error("timed out")]
     Timeout,
@@ -48,6 +52,6 @@ impl NetError {
     /// Whether the connection itself failed (refused, reset, timed out, closed).
     #[must_use]
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, Self::Io(_) | Self::Closed | Self::Timeout)
+        matches!(self, Self::Io(_) | Self::Closed | Self::Timeout | Self::Truncated)
     }
 }

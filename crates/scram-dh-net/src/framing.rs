@@ -26,10 +26,12 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R) -> Result<Option
             Some(i) => (&buf[..i], Some(i + 1)),
             None => (buf, None),
         };
-        if line.len() + chunk.len() > MAX_LINE {
+        line.extend_from_slice(chunk);
+        // The limit is on the message, whichever line ending the client uses: one
+        // byte over is allowed only as the `\r` of a `\r\n` (finding L13).
+        if line.len() > MAX_LINE && !(line.len() == MAX_LINE + 1 && line.last() == Some(&b'\r')) {
             return Err(NetError::LineTooLong);
         }
-        line.extend_from_slice(chunk);
         let used = done.unwrap_or(buf.len());
         reader.consume(used);
         if done.is_some() {
@@ -77,6 +79,16 @@ mod tests {
         let ok = [vec![b'a'; MAX_LINE], b"\n".to_vec()].concat();
         let mut r = BufReader::with_capacity(1024, &ok[..]);
         assert_eq!(read_line(&mut r).await.unwrap().map(|l| l.len()), Some(MAX_LINE));
+        // L13: `\r\n` does not count against the limit; a longer line still fails.
+        let crlf = [vec![b'a'; MAX_LINE], b"\r\n".to_vec()].concat();
+        let mut r = BufReader::with_capacity(1024, &crlf[..]);
+        assert_eq!(read_line(&mut r).await.unwrap().map(|l| l.len()), Some(MAX_LINE));
+        let over = [vec![b'a'; MAX_LINE + 1], b"\n".to_vec()].concat();
+        let mut r = BufReader::with_capacity(1024, &over[..]);
+        assert!(matches!(read_line(&mut r).await, Err(NetError::LineTooLong)));
+        let over_crlf = [vec![b'a'; MAX_LINE + 1], b"\r\n".to_vec()].concat();
+        let mut r = BufReader::with_capacity(1024, &over_crlf[..]);
+        assert!(matches!(read_line(&mut r).await, Err(NetError::LineTooLong)));
         let mut r = BufReader::new(&[0xff, b'\n'][..]);
         assert!(matches!(read_line(&mut r).await, Err(NetError::Protocol(_))));
     }

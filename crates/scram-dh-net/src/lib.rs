@@ -22,11 +22,14 @@
 //! ## Features
 //! None.
 
+pub mod admission;
 pub mod channel;
 pub mod client;
 pub mod error;
 pub mod framing;
+mod handshake;
 pub mod known_hosts;
+pub mod log;
 pub mod server;
 pub mod service;
 pub mod stream;
@@ -35,6 +38,7 @@ pub use channel::{Role, SecureChannel};
 pub use client::{HostKeyPolicy, Login, login, register};
 pub use error::NetError;
 pub use known_hosts::KnownHosts;
-pub use server::{Limits, Server, ServerChannel, Service};
-pub use service::{KvService, Reply, Request, passwd_request};
+pub use admission::{Admission, Limits, Penalties, PeerKey, Refusal};
+pub use server::{Server, ServerChannel, Service};
+pub use service::{KvLimits, KvService, Reply, Request, passwd_request};
 pub use stream::SecureStream;

@@ -7,6 +7,7 @@
 //! `{"ok":true,"user":"alice","result":"OK"}`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -17,7 +18,9 @@ use scram_dh::secret::{ServerKey, StoredKey};
 use scram_dh::{ClientCredential, CredentialStore, Labels, MIN_ITERATIONS, Password, Record};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
+
+use crate::log::{Escaped, escaped};
 
 use crate::server::{ServerChannel, Service};
 
@@ -48,20 +51,60 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
-const MAX_KEYS_PER_USER: usize = 1000;
-const MAX_VALUE: usize = 4096;
+/// Bounds of the example service (finding M7): what one user may store, what
+/// all users together may store, and what `passwd` accepts.
+#[derive(Debug, Clone)]
+pub struct KvLimits {
+    /// Longest key, bytes.
+    pub max_key: usize,
+    /// Longest value, bytes.
+    pub max_value: usize,
+    /// Keys per user.
+    pub max_entries_per_user: usize,
+    /// Bytes of keys and values, all users together.
+    pub max_total_bytes: usize,
+    /// Salt lengths `passwd` accepts, bytes.
+    pub passwd_salt_len: RangeInclusive<usize>,
+    /// Iteration counts `passwd` accepts (the server's bounds).
+    pub passwd_ic: RangeInclusive<u32>,
+}
+
+impl Default for KvLimits {
+    fn default() -> Self {
+        Self {
+            max_key: 128,
+            max_value: 1024,
+            max_entries_per_user: 128,
+            max_total_bytes: 64 << 20,
+            passwd_salt_len: 16..=64,
+            passwd_ic: MIN_ITERATIONS..=100_000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Data {
+    users: HashMap<String, BTreeMap<String, String>>,
+    bytes: usize,
+}
 
 /// The key-value example service.
 #[derive(Debug)]
 pub struct KvService<C> {
     credentials: Arc<C>,
-    data: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    limits: KvLimits,
+    data: Mutex<Data>,
 }
 
 impl<C: CredentialStore + 'static> KvService<C> {
-    /// A service that replaces records in `credentials` on `passwd`.
+    /// A service that replaces records in `credentials` on `passwd`, with default bounds.
     pub fn new(credentials: Arc<C>) -> Self {
-        Self { credentials, data: Mutex::new(HashMap::new()) }
+        Self::with_limits(credentials, KvLimits::default())
+    }
+
+    /// A service with these bounds.
+    pub fn with_limits(credentials: Arc<C>, limits: KvLimits) -> Self {
+        Self { credentials, limits, data: Mutex::new(Data::default()) }
     }
 
     async fn execute(&self, user: &str, req: Request) -> Result<String, String> {
@@ -76,52 +119,67 @@ impl<C: CredentialStore + 'static> KvService<C> {
             "echo" => Ok(req.args.join(" ")),
             "set" => {
                 arity(2)?;
-                if req.args[1].len() > MAX_VALUE {
-                    return Err("value too long".into());
+                let (key, value) = (&req.args[0], &req.args[1]);
+                let l = &self.limits;
+                if key.is_empty() || key.len() > l.max_key {
+                    return Err(format!("key must be 1 to {} bytes", l.max_key));
+                }
+                if value.len() > l.max_value {
+                    return Err(format!("value longer than {} bytes", l.max_value));
                 }
                 let mut data = self.data.lock().map_err(|_| "internal error".to_owned())?;
-                let mine = data.entry(user.to_owned()).or_default();
-                if mine.len() >= MAX_KEYS_PER_USER && !mine.contains_key(&req.args[0]) {
-                    return Err("too many keys".into());
+                let old = data.users.get(user).and_then(|m| m.get(key)).map(|v| key.len() + v.len());
+                let entries = data.users.get(user).map_or(0, BTreeMap::len);
+                if old.is_none() && entries >= l.max_entries_per_user {
+                    return Err(format!("too many keys (at most {})", l.max_entries_per_user));
                 }
-                mine.insert(req.args[0].clone(), req.args[1].clone());
+                let bytes = data.bytes - old.unwrap_or(0) + key.len() + value.len();
+                if bytes > l.max_total_bytes {
+                    return Err("the service's storage is full".into());
+                }
+                data.bytes = bytes;
+                data.users.entry(user.to_owned()).or_default().insert(key.clone(), value.clone());
                 Ok("OK".into())
             }
             "get" => {
                 arity(1)?;
                 let data = self.data.lock().map_err(|_| "internal error".to_owned())?;
-                data.get(user)
-                    .and_then(|m| m.get(&req.args[0]))
-                    .cloned()
-                    .ok_or_else(|| format!("no such key: {}", req.args[0]))
+                data.users.get(user).and_then(|m| m.get(&req.args[0])).cloned().ok_or_else(|| "no such key".into())
             }
             "del" => {
                 arity(1)?;
                 let mut data = self.data.lock().map_err(|_| "internal error".to_owned())?;
-                match data.get_mut(user).and_then(|m| m.remove(&req.args[0])) {
-                    Some(_) => Ok("OK".into()),
-                    None => Err(format!("no such key: {}", req.args[0])),
+                match data.users.get_mut(user).and_then(|m| m.remove_entry(&req.args[0])) {
+                    Some((k, v)) => {
+                        data.bytes -= k.len() + v.len();
+                        if data.users.get(user).is_some_and(BTreeMap::is_empty) {
+                            data.users.remove(user);
+                        }
+                        Ok("OK".into())
+                    }
+                    None => Err("no such key".into()),
                 }
             }
             "keys" => {
                 arity(0)?;
                 let data = self.data.lock().map_err(|_| "internal error".to_owned())?;
                 Ok(data
+                    .users
                     .get(user)
                     .map(|m| m.keys().cloned().collect::<Vec<_>>().join(" "))
                     .unwrap_or_default())
             }
             "passwd" => {
                 arity(5)?;
-                let record = passwd_record(user, &req.args)?;
+                let record = passwd_record(user, &req.args, &self.limits)?;
                 match self.credentials.replace(&record).await {
                     Ok(true) => {
-                        info!(username = %user, "credential replaced");
+                        info!(username = %Escaped(user), "credential replaced");
                         Ok("credential replaced".into())
                     }
                     Ok(false) => Err("user no longer exists".into()),
                     Err(e) => {
-                        warn!(username = %user, error = %e, "credential replace failed");
+                        warn!(username = %Escaped(user), error = %escaped(&e), "credential replace failed");
                         Err("could not store the new credential".into())
                     }
                 }
@@ -131,14 +189,16 @@ impl<C: CredentialStore + 'static> KvService<C> {
     }
 }
 
-fn passwd_record(user: &str, args: &[String]) -> Result<Record, String> {
+fn passwd_record(user: &str, args: &[String], limits: &KvLimits) -> Result<Record, String> {
     let salt = STANDARD.decode(&args[0]).map_err(|_| "salt is not base64")?;
-    if !(16..=64).contains(&salt.len()) {
-        return Err("salt must be 16 to 64 bytes".into());
+    let (lo, hi) = (limits.passwd_salt_len.start(), limits.passwd_salt_len.end());
+    if !limits.passwd_salt_len.contains(&salt.len()) {
+        return Err(format!("salt must be {lo} to {hi} bytes"));
     }
     let ic: u32 = args[1].parse().map_err(|_| "ic is not a number")?;
-    if ic < MIN_ITERATIONS {
-        return Err(format!("ic must be at least {MIN_ITERATIONS}"));
+    if !limits.passwd_ic.contains(&ic) {
+        let (lo, hi) = (limits.passwd_ic.start(), limits.passwd_ic.end());
+        return Err(format!("ic must be between {lo} and {hi}"));
     }
     let key = |s: &str| STANDARD.decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
     let stored_key = StoredKey::from_bytes(key(&args[2]).ok_or("stored_key must be 32 bytes of base64")?);
@@ -190,13 +250,20 @@ impl<C: CredentialStore + 'static> Service for KvService<C> {
         loop {
             let msg = tokio::select! {
                 m = channel.recv() => m,
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // Server shutdown or idle timeout: end the stream properly.
+                    let _ = channel.close().await;
+                    return;
+                }
             };
             let msg = match msg {
                 Ok(Some(m)) => m,
-                Ok(None) => return,
+                Ok(None) => {
+                    let _ = channel.close().await;
+                    return;
+                }
                 Err(e) => {
-                    warn!(username = %user, error = %e, "channel closed");
+                    debug!(username = %Escaped(&user), error = %escaped(&e), "channel ended");
                     return;
                 }
             };

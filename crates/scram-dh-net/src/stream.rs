@@ -7,99 +7,41 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use scram_dh::crypto::open;
-use scram_dh::secret::SymmetricKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use zeroize::Zeroizing;
 
-use crate::channel::{MAX_RECORD_PLAINTEXT, push_record, record_len_ok};
+use crate::channel::{MAX_RECORD_PLAINTEXT, RecordLayer};
 
 /// An authenticated, encrypted byte stream. Each `write` seals at most 16384 bytes
-/// into one record; reads return decrypted bytes across record boundaries. A
-/// record that fails authentication, or arrives replayed, reordered or oversized,
-/// is an `InvalidData` error and the stream stays failed.
+/// into one record; reads return decrypted bytes across record boundaries.
+/// `shutdown` sends the authenticated end of stream; a read reports the end of
+/// the stream (`Ok` with no bytes) only after the peer's, and `UnexpectedEof` when
+/// the connection is cut without it. A record that fails authentication, or
+/// arrives replayed, reordered or oversized, is an `InvalidData` error and the
+/// stream stays failed.
 pub struct SecureStream<S> {
-    io: S,
+    layer: RecordLayer<S>,
     username: String,
-    send_key: SymmetricKey,
-    recv_key: SymmetricKey,
-    send_seq: u64,
-    recv_seq: u64,
-    /// Raw bytes read but not yet a whole record.
-    inbox: Vec<u8>,
     /// Decrypted bytes not yet handed out, and how many were.
     plain: Zeroizing<Vec<u8>>,
     plain_pos: usize,
-    /// Sealed records not yet written to `io`, and how much of them was.
-    outbox: Vec<u8>,
-    out_pos: usize,
-    failed: bool,
 }
 
 impl<S> core::fmt::Debug for SecureStream<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SecureStream")
-            .field("username", &self.username)
-            .field("send_seq", &self.send_seq)
-            .field("recv_seq", &self.recv_seq)
-            .finish_non_exhaustive()
+        f.debug_struct("SecureStream").field("username", &self.username).finish_non_exhaustive()
     }
 }
 
-fn invalid(msg: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
-}
-
 impl<S> SecureStream<S> {
-    pub(crate) fn from_parts(
-        io: S,
-        username: String,
-        send_key: SymmetricKey,
-        recv_key: SymmetricKey,
-        (send_seq, recv_seq): (u64, u64),
-        failed: bool,
-    ) -> Self {
-        Self {
-            io,
-            username,
-            send_key,
-            recv_key,
-            send_seq,
-            recv_seq,
-            inbox: Vec::new(),
-            plain: Zeroizing::new(Vec::new()),
-            plain_pos: 0,
-            outbox: Vec::new(),
-            out_pos: 0,
-            failed,
-        }
+    pub(crate) fn from_layer(layer: RecordLayer<S>, username: String) -> Self {
+        Self { layer, username, plain: Zeroizing::new(Vec::new()), plain_pos: 0 }
     }
 
     /// The authenticated username.
     #[must_use]
     pub fn username(&self) -> &str {
         &self.username
-    }
-
-    fn check(&self) -> io::Result<()> {
-        if self.failed { Err(invalid("encrypted stream failed earlier")) } else { Ok(()) }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> SecureStream<S> {
-    /// Writes out sealed records until the outbox is empty.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.out_pos < self.outbox.len() {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outbox[self.out_pos..]))?;
-            if n == 0 {
-                self.failed = true;
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.out_pos += n;
-        }
-        self.outbox.clear();
-        self.out_pos = 0;
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -110,81 +52,44 @@ impl<S: AsyncRead + Unpin> AsyncRead for SecureStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        this.check()?;
-        loop {
-            if this.plain_pos < this.plain.len() {
-                let n = buf.remaining().min(this.plain.len() - this.plain_pos);
-                buf.put_slice(&this.plain[this.plain_pos..this.plain_pos + n]);
-                this.plain_pos += n;
-                return Poll::Ready(Ok(()));
-            }
-            // A whole record in the inbox? Decrypt it.
-            if this.inbox.len() >= 4 {
-                let len =
-                    u32::from_be_bytes([this.inbox[0], this.inbox[1], this.inbox[2], this.inbox[3]]) as usize;
-                if !record_len_ok(len) {
-                    this.failed = true;
-                    return Poll::Ready(Err(invalid("record length out of range")));
-                }
-                if this.inbox.len() >= 4 + len {
-                    let Some(plain) = open(&this.recv_key, this.recv_seq, b"", &this.inbox[4..4 + len])
-                    else {
-                        this.failed = true;
-                        return Poll::Ready(Err(invalid("record failed authentication")));
-                    };
-                    this.inbox.drain(..4 + len);
-                    this.recv_seq =
-                        this.recv_seq.checked_add(1).ok_or_else(|| invalid("sequence exhausted"))?;
+        if this.plain_pos >= this.plain.len() {
+            match ready!(this.layer.poll_record_io(cx))? {
+                Some(plain) => {
                     this.plain = plain;
                     this.plain_pos = 0;
-                    continue;
                 }
+                None => return Poll::Ready(Ok(())), // the authenticated end of stream
             }
-            // Need more bytes.
-            let mut chunk = [0u8; 8192];
-            let mut rb = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.io).poll_read(cx, &mut rb))?;
-            if rb.filled().is_empty() {
-                return if this.inbox.is_empty() {
-                    Poll::Ready(Ok(())) // clean end of stream between records
-                } else {
-                    this.failed = true;
-                    Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()))
-                };
-            }
-            this.inbox.extend_from_slice(rb.filled());
         }
+        let n = buf.remaining().min(this.plain.len() - this.plain_pos);
+        buf.put_slice(&this.plain[this.plain_pos..this.plain_pos + n]);
+        this.plain_pos += n;
+        Poll::Ready(Ok(()))
     }
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for SecureStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        this.check()?;
         // Earlier records go out first, so the outbox never holds more than one.
-        ready!(this.poll_drain(cx))?;
+        ready!(this.layer.poll_drain_io(cx))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
         let n = data.len().min(MAX_RECORD_PLAINTEXT);
-        push_record(&mut this.outbox, &this.send_key, this.send_seq, &data[..n]);
-        this.send_seq = this.send_seq.checked_add(1).ok_or_else(|| invalid("sequence exhausted"))?;
+        this.layer.queue_io(&data[..n])?;
         // The record is ours now: report it written even if the socket is not ready;
         // poll_flush (or the next write) delivers it.
-        let _ = this.poll_drain(cx)?;
+        let _ = this.layer.poll_drain_io(cx)?;
         Poll::Ready(Ok(n))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        self.layer.poll_flush_io(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        ready!(this.poll_drain(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        self.layer.poll_close_io(cx)
     }
 }
 
@@ -225,9 +130,12 @@ mod tests {
         server.send(b"hel").await.unwrap();
         server.send(b"lo").await.unwrap();
         let mut client = writer.await.unwrap();
-        drop(server);
+        server.close().await.unwrap();
         let mut rest = Vec::new();
-        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0, "clean end between records");
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0, "authenticated end of stream");
+        // The stream's shutdown sends the end of stream the channel side sees.
+        client.shutdown().await.unwrap();
+        assert!(server.recv().await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -245,7 +153,11 @@ mod tests {
         let e = client.read(&mut buf).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(client.read(&mut buf).await.is_err(), "stays failed");
-        // A truncated record at end of stream is an error, not a clean EOF.
+        // A cut connection, between records or inside one, is an error, not a clean EOF.
+        let (g, h) = tokio::io::duplex(4096);
+        drop(h);
+        let mut client = SecureChannel::new(g, "u".into(), keys(), Role::Client).into_stream();
+        assert_eq!(client.read(&mut buf).await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
         let (e2, mut f) = tokio::io::duplex(4096);
         f.write_all(&rec[..10]).await.unwrap();
         drop(f);

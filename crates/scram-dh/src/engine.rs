@@ -39,6 +39,8 @@ pub enum Outcome {
         reply: ServerMessage,
         /// The full error, for the server's own log (contains no secret).
         error: Error,
+        /// The account the failed handshake named, when known (for penalties).
+        username: Option<String>,
     },
 }
 
@@ -109,7 +111,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
             }
             ClientMessage::AuthClientProofGeneration(m) => self.auth_proof(&m, now_ms).await,
         };
-        result.unwrap_or_else(|error| Outcome::Failed { reply: ServerMessage::error(&error), error })
+        result.unwrap_or_else(|error| Outcome::Failed { reply: ServerMessage::error(&error), error, username: None })
     }
 
     /// Handles a raw JSON line; a parse failure is an `invalid_message` outcome.
@@ -122,7 +124,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     ) -> Outcome {
         match ClientMessage::from_json(text) {
             Ok(msg) => self.handle(msg, peer, now_ms, rng).await,
-            Err(error) => Outcome::Failed { reply: ServerMessage::error(&error), error },
+            Err(error) => Outcome::Failed { reply: ServerMessage::error(&error), error, username: None },
         }
     }
 
@@ -208,7 +210,12 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     async fn auth_proof(&self, msg: &crate::message::AuthClientProof, now_ms: u64) -> Result<Outcome> {
         let blob = self.take_session(Phase::Authentication, &msg.nonce, now_ms).await?;
         let pending = PendingAuth::from_bytes(&blob)?;
-        let (proof, auth) = pending.receive_proof(msg)?;
-        Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth })
+        let username = pending.username().to_owned();
+        match pending.receive_proof(msg) {
+            Ok((proof, auth)) => Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth }),
+            Err(error) => {
+                Ok(Outcome::Failed { reply: ServerMessage::error(&error), error, username: Some(username) })
+            }
+        }
     }
 }

@@ -181,6 +181,12 @@ impl PendingAuth {
         Ok(Self { username, nonce, salt, ic, stored_key, server_key, known, channel })
     }
 
+    /// The username this authentication is for (known or not).
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Checks A3: the combined nonce (constant time) and the proof
     /// (`SHA-256(ClientProof XOR ClientSignature) == StoredKey`, constant time).
     ///

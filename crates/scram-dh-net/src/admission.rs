@@ -1,0 +1,873 @@
+//! The admission layer (SPEC 5, issue 6): every decision about whether a peer may
+//! take a server resource, in one place that every front calls (the TCP front
+//! today, the HTTP front next).
+//!
+//! - **Peers** are IPv4 addresses or IPv6 /64 prefixes ([`PeerKey`]), so one host
+//!   cannot multiply its quota by cycling through the addresses of its subnet.
+//! - **Connections**: a global and a per-peer cap, with a *reserve*: the last
+//!   [`Limits::connection_reserve`] slots go only to peers that hold almost none,
+//!   so a flood from a few peers cannot take the last slots from everyone else.
+//!   Handshake-phase connections have their own caps, with the same reserve.
+//! - **DH work**: every step that costs the server a key generation and a DH
+//!   operation (R1, and A1 with a channel) draws from a per-peer token bucket, and
+//!   R1 from a second, slower one; both are checked before any work is done.
+//! - **Failed proofs** are penalised per peer and per account with exponential
+//!   backoff (in the spirit of OpenSSH's `PerSourcePenalties` and OWASP ASVS 5.0
+//!   V6): a few free failures, then a wait that doubles with each failure up to a
+//!   ceiling, forgotten after a quiet period. An account penalty refuses new
+//!   logins for the account only from peers that have not logged in to it
+//!   successfully before, so an attacker elsewhere cannot lock its owner out.
+//!   Failures are logged in aggregate, not one line each.
+//! - **Channels**: global, per-peer and per-user caps, checked before the server
+//!   answers A4 (a refused client gets `busy`, not a silent close), and an idle
+//!   timeout enforced by the front.
+//!
+//! Every refusal is an `error` message with code `busy` and a reason a person can
+//! act on; every limit is a field of [`Limits`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use scram_dh::message::{ClientMessage, ErrorMessage, ServerMessage};
+use scram_dh::{Error, ErrorCode, Outcome};
+use tracing::{debug, info, warn};
+
+use crate::log::Escaped;
+
+/// A peer as the limits see it: an IPv4 address, or an IPv6 address cut to its
+/// prefix (a /64 by default, SPEC 5). IPv4-mapped IPv6 addresses count as IPv4.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PeerKey {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl PeerKey {
+    /// The key of `ip`, with IPv6 addresses aggregated to `/v6_prefix` (1..=128).
+    #[must_use]
+    pub fn new(ip: IpAddr, v6_prefix: u8) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Self { addr: IpAddr::V4(v4), prefix: 32 },
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self { addr: IpAddr::V4(v4), prefix: 32 },
+                None => {
+                    let prefix = v6_prefix.clamp(1, 128);
+                    let mask = u128::MAX << (128 - u32::from(prefix));
+                    let masked = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+                    Self { addr: IpAddr::V6(masked), prefix }
+                }
+            },
+        }
+    }
+}
+
+impl fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}"),
+            IpAddr::V6(a) => write!(f, "{a}/{}", self.prefix),
+        }
+    }
+}
+
+/// Failed-proof penalties (finding M5).
+#[derive(Debug, Clone)]
+pub struct Penalties {
+    /// Failed proofs a peer may make before it has to wait.
+    pub peer_free_failures: u32,
+    /// Failed proofs against one account (from peers not trusted for it) before
+    /// new logins to it from such peers have to wait.
+    pub account_free_failures: u32,
+    /// The first wait; each further failure doubles it.
+    pub base: Duration,
+    /// The longest wait for a peer.
+    pub max_peer: Duration,
+    /// The longest wait for an account.
+    pub max_account: Duration,
+    /// Failure counts are forgotten after this long without a failure.
+    pub forget_after: Duration,
+    /// How long a successful login makes its peer trusted for that account.
+    pub trust_for: Duration,
+    /// Peers, accounts and trusted (peer, account) pairs remembered at most; past
+    /// it, expired entries are dropped and then the oldest.
+    pub max_tracked: usize,
+}
+
+impl Default for Penalties {
+    fn default() -> Self {
+        Self {
+            peer_free_failures: 3,
+            account_free_failures: 10,
+            base: Duration::from_secs(1),
+            max_peer: Duration::from_secs(600),
+            max_account: Duration::from_secs(900),
+            forget_after: Duration::from_secs(3600),
+            trust_for: Duration::from_secs(30 * 24 * 3600),
+            max_tracked: 100_000,
+        }
+    }
+}
+
+/// Resource limits of a front; every one is configurable (`serve`'s config file).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections, server-wide (handshakes and channels); checked against
+    /// the file-descriptor limit by [`Limits::check`].
+    pub max_connections: usize,
+    /// Open connections from one peer.
+    pub max_connections_per_peer: usize,
+    /// The last this-many connection (and handshake) slots are kept for peers
+    /// holding fewer than [`reserve_peer_max`](Self::reserve_peer_max).
+    pub connection_reserve: usize,
+    /// See [`connection_reserve`](Self::connection_reserve).
+    pub reserve_peer_max: usize,
+    /// Connections in the handshake phase at once, server-wide.
+    pub max_handshakes: usize,
+    /// Connections in the handshake phase at once from one peer.
+    pub max_handshakes_per_peer: usize,
+    /// Handshakes one connection may run in turn (e.g. register, then log in).
+    pub max_handshakes_per_connection: u32,
+    /// Time a new connection has to send its first line.
+    pub first_line_timeout: Duration,
+    /// Time a client has to finish one handshake.
+    pub handshake_timeout: Duration,
+    /// DH-costing steps (R1, A1 with a channel) per second per peer.
+    pub dh_per_sec: f64,
+    /// Burst of DH-costing steps per peer.
+    pub dh_burst: f64,
+    /// Registration pairings per second per peer (on top of the DH bucket).
+    pub registrations_per_sec: f64,
+    /// Registration pairing burst per peer.
+    pub registration_burst: f64,
+    /// Encrypted channels open at once, server-wide.
+    pub max_channels: usize,
+    /// Channels open at once from one peer.
+    pub max_channels_per_peer: usize,
+    /// Channels open at once for one user.
+    pub max_channels_per_user: usize,
+    /// A channel with no record in either direction for this long is closed.
+    pub channel_idle_timeout: Duration,
+    /// IPv6 peers are aggregated to this prefix length.
+    pub ipv6_prefix: u8,
+    /// Failed-proof penalties.
+    pub penalties: Penalties,
+    /// How long shutdown waits for connections before aborting them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 8192,
+            max_connections_per_peer: 64,
+            connection_reserve: 64,
+            reserve_peer_max: 2,
+            max_handshakes: 1024,
+            max_handshakes_per_peer: 32,
+            max_handshakes_per_connection: 4,
+            first_line_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(10),
+            dh_per_sec: 20.0,
+            dh_burst: 40.0,
+            registrations_per_sec: 2.0,
+            registration_burst: 10.0,
+            max_channels: 4096,
+            max_channels_per_peer: 32,
+            max_channels_per_user: 16,
+            channel_idle_timeout: Duration::from_secs(300),
+            ipv6_prefix: 64,
+            penalties: Penalties::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// File descriptors kept for everything that is not a client connection
+/// (listener, database, logs, the runtime).
+pub const FD_HEADROOM: u64 = 128;
+
+impl Limits {
+    /// Checks the limits for consistency and against `fd_limit`, the process's
+    /// soft limit on open files (after [`raise_fd_limit`]).
+    ///
+    /// # Errors
+    /// A message naming the setting at fault.
+    pub fn check(&self, fd_limit: u64) -> Result<(), String> {
+        let nonzero = [
+            ("max-connections", self.max_connections),
+            ("max-connections-per-peer", self.max_connections_per_peer),
+            ("max-handshakes", self.max_handshakes),
+            ("max-handshakes-per-peer", self.max_handshakes_per_peer),
+            ("max-channels", self.max_channels),
+            ("max-channels-per-peer", self.max_channels_per_peer),
+            ("max-channels-per-user", self.max_channels_per_user),
+            ("max-tracked", self.penalties.max_tracked),
+        ];
+        for (name, v) in nonzero {
+            if v == 0 {
+                return Err(format!("{name} must be positive"));
+            }
+        }
+        let le = [
+            ("max-connections-per-peer", self.max_connections_per_peer, "max-connections", self.max_connections),
+            ("max-handshakes", self.max_handshakes, "max-connections", self.max_connections),
+            ("max-channels", self.max_channels, "max-connections", self.max_connections),
+            ("max-handshakes-per-peer", self.max_handshakes_per_peer, "max-handshakes", self.max_handshakes),
+            ("max-channels-per-peer", self.max_channels_per_peer, "max-channels", self.max_channels),
+            ("max-channels-per-user", self.max_channels_per_user, "max-channels", self.max_channels),
+            ("connection-reserve", self.connection_reserve, "max-handshakes", self.max_handshakes),
+        ];
+        for (a, x, b, y) in le {
+            if x > y {
+                return Err(format!("{a} ({x}) must not exceed {b} ({y})"));
+            }
+        }
+        let usable = fd_limit.saturating_sub(FD_HEADROOM);
+        if self.max_connections as u64 > usable {
+            return Err(format!(
+                "max-connections ({}) exceeds the open-file limit ({fd_limit}) less {FD_HEADROOM} kept for \
+                 the server itself; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower max-connections",
+                self.max_connections
+            ));
+        }
+        if self.max_handshakes_per_connection == 0 {
+            return Err("max-handshakes-per-connection must be positive".into());
+        }
+        for (name, rate, burst) in [
+            ("dh", self.dh_per_sec, self.dh_burst),
+            ("registrations", self.registrations_per_sec, self.registration_burst),
+        ] {
+            if !(rate.is_finite() && rate >= 0.0 && burst.is_finite() && burst >= 1.0) {
+                return Err(format!("{name} rate must be >= 0 and its burst >= 1"));
+            }
+        }
+        if self.first_line_timeout.is_zero() || self.handshake_timeout.is_zero() {
+            return Err("timeouts must be positive".into());
+        }
+        if self.channel_idle_timeout.is_zero() {
+            return Err("channel-idle-timeout must be positive".into());
+        }
+        if !(1..=128).contains(&self.ipv6_prefix) {
+            return Err("ipv6-prefix must be 1..=128".into());
+        }
+        Ok(())
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (finding H1) and returns
+/// the soft limit now in force.
+///
+/// # Errors
+/// When the limit cannot be read.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    #[cfg(unix)]
+    {
+        if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+            warn!(error = %e, "could not raise the open-file limit");
+        }
+        let (soft, _hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+        Ok(soft)
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(u64::MAX)
+    }
+}
+
+/// Whether a client message costs the server a key generation and a DH
+/// operation (R1, and A1 with a channel): those draw on the DH buckets.
+#[must_use]
+pub fn costs_dh(msg: &ClientMessage) -> bool {
+    match msg {
+        ClientMessage::RegistrationPairing(_) => true,
+        ClientMessage::AuthPairing(a) => a.public_key.is_some(),
+        _ => false,
+    }
+}
+
+/// Why a peer was refused; becomes an `error` message with code `busy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server holds its connection cap (or only the reserve is left).
+    ServerFull,
+    /// This peer holds its connection cap.
+    PeerConnections,
+    /// The server or this peer holds its handshake cap.
+    Handshakes,
+    /// The per-peer key-exchange (or registration) bucket is empty.
+    RateLimited {
+        /// When a token will be back.
+        retry_after: Duration,
+    },
+    /// This peer failed too many proofs.
+    PeerPenalty {
+        /// When the penalty ends.
+        retry_after: Duration,
+    },
+    /// This account failed too many proofs from peers not trusted for it.
+    AccountPenalty {
+        /// When the penalty ends.
+        retry_after: Duration,
+    },
+    /// A channel cap (server, peer or user) is reached.
+    Channels,
+}
+
+impl Refusal {
+    /// The text sent to the client with code `busy`.
+    #[must_use]
+    pub fn message(&self) -> String {
+        let secs = |d: &Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        match self {
+            Self::ServerFull => "server busy: at its connection capacity; try again later".into(),
+            Self::PeerConnections => "server busy: too many connections from your address".into(),
+            Self::Handshakes => "server busy: too many handshakes in progress; try again later".into(),
+            Self::RateLimited { retry_after } => {
+                format!("server busy: key exchange rate limit for your address; retry in {} s", secs(retry_after))
+            }
+            Self::PeerPenalty { retry_after } => format!(
+                "server busy: too many failed logins from your address; retry in {} s",
+                secs(retry_after)
+            ),
+            Self::AccountPenalty { retry_after } => format!(
+                "server busy: too many failed logins for this account; retry in {} s",
+                secs(retry_after)
+            ),
+            Self::Channels => "server busy: encrypted channel limit reached; try again later".into(),
+        }
+    }
+
+    /// The `error` message for the client.
+    #[must_use]
+    pub fn reply(&self) -> ServerMessage {
+        ServerMessage::Error(ErrorMessage { code: ErrorCode::Busy, message: self.message() })
+    }
+
+    /// A failed [`Outcome`] carrying this refusal (for fronts that reply with outcomes).
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        Outcome::Failed { reply: self.reply(), error: Error::Busy, username: None }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Self {
+        Self { tokens: burst, at: now }
+    }
+
+    fn refill(&mut self, rate: f64, burst: f64, now: Instant) {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + dt * rate).min(burst);
+        self.at = now;
+    }
+
+    /// Time until one token is available (zero if one is).
+    fn wait(&self, rate: f64) -> Duration {
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else if rate <= 0.0 {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / rate)
+        }
+    }
+}
+
+/// Counts of what one peer holds right now, and its buckets.
+struct Peer {
+    connections: usize,
+    handshakes: usize,
+    channels: usize,
+    dh: Bucket,
+    registrations: Bucket,
+}
+
+/// A failure counter with exponential backoff.
+#[derive(Clone, Copy)]
+struct Penalty {
+    failures: u32,
+    last_failure: Instant,
+    until: Option<Instant>,
+}
+
+/// Keys with penalties, bounded in size.
+struct PenaltyTable<K> {
+    map: HashMap<K, Penalty>,
+}
+
+impl<K: Eq + Hash + Clone> PenaltyTable<K> {
+    fn new() -> Self {
+        Self { map: HashMap::new() }
+    }
+
+    fn active(&mut self, key: &K, forget: Duration, now: Instant) -> Option<Duration> {
+        let p = self.map.get(key)?;
+        if now.saturating_duration_since(p.last_failure) >= forget {
+            self.map.remove(key);
+            return None;
+        }
+        p.until.and_then(|u| u.checked_duration_since(now)).filter(|d| !d.is_zero())
+    }
+
+    /// Counts a failure; returns the new wait when this failure starts a penalty.
+    fn fail(&mut self, key: &K, free: u32, base: Duration, max: Duration, c: &Penalties, now: Instant) -> Option<Duration> {
+        if self.map.len() >= c.max_tracked && !self.map.contains_key(key) {
+            self.map.retain(|_, p| now.saturating_duration_since(p.last_failure) < c.forget_after);
+            if self.map.len() >= c.max_tracked {
+                // Still full: forget the entry whose last failure is oldest.
+                if let Some(k) = self.map.iter().min_by_key(|(_, p)| p.last_failure).map(|(k, _)| k.clone()) {
+                    self.map.remove(&k);
+                }
+            }
+        }
+        let p = self.map.entry(key.clone()).or_insert(Penalty { failures: 0, last_failure: now, until: None });
+        if now.saturating_duration_since(p.last_failure) >= c.forget_after {
+            *p = Penalty { failures: 0, last_failure: now, until: None };
+        }
+        p.failures = p.failures.saturating_add(1);
+        p.last_failure = now;
+        if p.failures <= free {
+            return None;
+        }
+        let doublings = (p.failures - free - 1).min(30);
+        let wait = base.saturating_mul(1u32 << doublings).min(max);
+        p.until = Some(now + wait);
+        Some(wait)
+    }
+
+    fn clear(&mut self, key: &K) {
+        self.map.remove(key);
+    }
+}
+
+/// Aggregated failure logging: one line per interval, not one per failure.
+struct FailureLog {
+    since: Instant,
+    failures: u64,
+    refused: u64,
+}
+
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Counts {
+    connections: usize,
+    handshakes: usize,
+    channels: usize,
+}
+
+struct State {
+    total: Counts,
+    peers: HashMap<PeerKey, Peer>,
+    user_channels: HashMap<String, usize>,
+    peer_penalties: PenaltyTable<PeerKey>,
+    account_penalties: PenaltyTable<String>,
+    trusted: HashMap<(PeerKey, String), Instant>,
+    log: FailureLog,
+}
+
+/// The admission layer; share it behind an `Arc` between a front's tasks.
+pub struct Admission {
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for Admission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.lock();
+        f.debug_struct("Admission")
+            .field("connections", &s.total.connections)
+            .field("handshakes", &s.total.handshakes)
+            .field("channels", &s.total.channels)
+            .field("peers", &s.peers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether one more slot may be taken: under the global and per-peer caps, and
+/// into the reserve only for a peer holding almost nothing.
+fn slot_free(global: usize, cap: usize, peer: usize, peer_cap: usize, reserve: usize, reserve_peer_max: usize) -> bool {
+    global < cap && peer < peer_cap && (global < cap.saturating_sub(reserve) || peer < reserve_peer_max)
+}
+
+/// A snapshot of what the admission layer holds (for tests and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Open connections.
+    pub connections: usize,
+    /// Connections in the handshake phase.
+    pub handshakes: usize,
+    /// Open channels.
+    pub channels: usize,
+    /// Peers with anything open or a bucket not yet refilled.
+    pub peers: usize,
+}
+
+impl Admission {
+    /// A layer enforcing `limits` (call [`Limits::check`] first).
+    #[must_use]
+    pub fn new(limits: Limits) -> Arc<Self> {
+        let now = Instant::now();
+        Arc::new(Self {
+            limits,
+            state: Mutex::new(State {
+                total: Counts::default(),
+                peers: HashMap::new(),
+                user_channels: HashMap::new(),
+                peer_penalties: PenaltyTable::new(),
+                account_penalties: PenaltyTable::new(),
+                trusted: HashMap::new(),
+                log: FailureLog { since: now, failures: 0, refused: 0 },
+            }),
+        })
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The peer key of an address under these limits.
+    #[must_use]
+    pub fn peer(&self, ip: IpAddr) -> PeerKey {
+        PeerKey::new(ip, self.limits.ipv6_prefix)
+    }
+
+    /// What is held right now.
+    #[must_use]
+    pub fn usage(&self) -> Usage {
+        let s = self.lock();
+        Usage {
+            connections: s.total.connections,
+            handshakes: s.total.handshakes,
+            channels: s.total.channels,
+            peers: s.peers.len(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the counts half-updated in a
+        // way that matters more than refusing service would; keep serving.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn new_peer(&self, now: Instant) -> Peer {
+        Peer {
+            connections: 0,
+            handshakes: 0,
+            channels: 0,
+            dh: Bucket::full(self.limits.dh_burst, now),
+            registrations: Bucket::full(self.limits.registration_burst, now),
+        }
+    }
+
+    /// Admits a new connection in the handshake phase: a connection slot and a
+    /// handshake slot, released when the guard drops.
+    ///
+    /// # Errors
+    /// [`Refusal::ServerFull`], [`Refusal::PeerConnections`], [`Refusal::Handshakes`].
+    pub fn connect(self: &Arc<Self>, peer: PeerKey) -> Result<ConnectionGuard, Refusal> {
+        let now = Instant::now();
+        let l = &self.limits;
+        let mut s = self.lock();
+        let (conns, hs) = s.peers.get(&peer).map_or((0, 0), |p| (p.connections, p.handshakes));
+        let refusal = if conns >= l.max_connections_per_peer {
+            Some(Refusal::PeerConnections)
+        } else if !slot_free(s.total.connections, l.max_connections, conns, usize::MAX, l.connection_reserve, l.reserve_peer_max) {
+            Some(Refusal::ServerFull)
+        } else if !slot_free(s.total.handshakes, l.max_handshakes, hs, l.max_handshakes_per_peer, l.connection_reserve, l.reserve_peer_max) {
+            Some(Refusal::Handshakes)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            s.log.refused += 1;
+            return Err(r);
+        }
+        s.total.connections += 1;
+        s.total.handshakes += 1;
+        let fresh = self.new_peer(now);
+        let p = s.peers.entry(peer).or_insert(fresh);
+        p.connections += 1;
+        p.handshakes += 1;
+        Ok(ConnectionGuard { admission: Arc::clone(self), peer, handshake: true })
+    }
+
+    /// Checks a client message before the engine sees it: penalties for pairings,
+    /// and the DH buckets for steps that cost a DH operation (consumed only when
+    /// everything else allows the step). A front calls this for every message.
+    ///
+    /// # Errors
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`], [`Refusal::RateLimited`],
+    /// [`Refusal::Channels`] (A1 with a channel while the server or peer is at its
+    /// channel cap).
+    pub fn check_message(&self, peer: PeerKey, msg: &ClientMessage) -> Result<(), Refusal> {
+        self.check_message_at(peer, msg, Instant::now())
+    }
+
+    fn check_message_at(&self, peer: PeerKey, msg: &ClientMessage, now: Instant) -> Result<(), Refusal> {
+        let (account, registration, channel) = match msg {
+            ClientMessage::RegistrationPairing(_) => (None, true, false),
+            ClientMessage::AuthPairing(a) => (Some(a.username.as_str()), false, a.public_key.is_some()),
+            // Later steps continue a handshake that was admitted at its pairing.
+            _ => return Ok(()),
+        };
+        let dh = costs_dh(msg);
+        let l = &self.limits;
+        let c = &l.penalties;
+        let mut s = self.lock();
+        let refused = |s: &mut State, r: Refusal| {
+            s.log.refused += 1;
+            Err(r)
+        };
+        if let Some(retry_after) = s.peer_penalties.active(&peer, c.forget_after, now) {
+            debug!(%peer, "refused: peer penalty");
+            return refused(&mut s, Refusal::PeerPenalty { retry_after });
+        }
+        if let Some(account) = account
+            && let Some(retry_after) = s.account_penalties.active(&account.to_owned(), c.forget_after, now)
+            && !Self::is_trusted(&mut s, peer, account, now)
+        {
+            debug!(%peer, account = %Escaped(account), "refused: account penalty");
+            return refused(&mut s, Refusal::AccountPenalty { retry_after });
+        }
+        if channel {
+            let peer_channels = s.peers.get(&peer).map_or(0, |p| p.channels);
+            if s.total.channels >= l.max_channels || peer_channels >= l.max_channels_per_peer {
+                return refused(&mut s, Refusal::Channels);
+            }
+        }
+        if !dh {
+            return Ok(());
+        }
+        if !s.peers.contains_key(&peer) && s.peers.len() >= c.max_tracked {
+            // Callers without connections (HTTP) leave idle entries behind: drop
+            // those whose buckets are full again before tracking one more.
+            let (rate, burst) = (l.dh_per_sec, l.dh_burst);
+            s.peers.retain(|_, p| {
+                let mut b = p.dh;
+                b.refill(rate, burst, now);
+                p.connections > 0 || b.tokens < burst
+            });
+        }
+        let fresh = self.new_peer(now);
+        let p = s.peers.entry(peer).or_insert(fresh);
+        p.dh.refill(l.dh_per_sec, l.dh_burst, now);
+        p.registrations.refill(l.registrations_per_sec, l.registration_burst, now);
+        let mut wait = p.dh.wait(l.dh_per_sec);
+        if registration {
+            wait = wait.max(p.registrations.wait(l.registrations_per_sec));
+        }
+        if !wait.is_zero() {
+            debug!(%peer, "refused: DH rate limit");
+            return refused(&mut s, Refusal::RateLimited { retry_after: wait });
+        }
+        p.dh.tokens -= 1.0;
+        if registration {
+            p.registrations.tokens -= 1.0;
+        }
+        Ok(())
+    }
+
+    fn is_trusted(s: &mut State, peer: PeerKey, account: &str, now: Instant) -> bool {
+        let key = (peer, account.to_owned());
+        match s.trusted.get(&key) {
+            Some(&until) if until > now => true,
+            Some(_) => {
+                s.trusted.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Learns from a handshake's outcome: a failed proof counts against the peer
+    /// and the account; a success makes the peer trusted for the account and
+    /// clears the peer's failures. Logs penalties and an aggregate of failures.
+    pub fn record_outcome(&self, peer: PeerKey, outcome: &Outcome) {
+        self.record_outcome_at(peer, outcome, Instant::now());
+    }
+
+    fn record_outcome_at(&self, peer: PeerKey, outcome: &Outcome, now: Instant) {
+        let c = &self.limits.penalties;
+        let mut s = self.lock();
+        match outcome {
+            Outcome::Authenticated { auth, .. } => {
+                let account = auth.username().to_owned();
+                s.peer_penalties.clear(&peer);
+                if s.trusted.len() >= c.max_tracked && !s.trusted.contains_key(&(peer, account.clone())) {
+                    s.trusted.retain(|_, until| *until > now);
+                    if s.trusted.len() >= c.max_tracked
+                        && let Some(k) = s.trusted.iter().min_by_key(|(_, u)| **u).map(|(k, _)| k.clone())
+                    {
+                        s.trusted.remove(&k);
+                    }
+                }
+                s.trusted.insert((peer, account), now + c.trust_for);
+            }
+            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+                s.log.failures += 1;
+                debug!(%peer, account = ?username.as_deref().map(Escaped), "failed proof");
+                if let Some(wait) = s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now) {
+                    warn!(%peer, wait_secs = wait.as_secs_f64(), "failed proofs: penalising peer");
+                }
+                if let Some(account) = username
+                    && !Self::is_trusted(&mut s, peer, account, now)
+                    && let Some(wait) =
+                        s.account_penalties.fail(account, c.account_free_failures, c.base, c.max_account, c, now)
+                {
+                    warn!(account = %Escaped(account), wait_secs = wait.as_secs_f64(), "failed proofs: penalising account");
+                }
+            }
+            _ => {}
+        }
+        if now.saturating_duration_since(s.log.since) >= FAILURE_LOG_INTERVAL {
+            if s.log.failures > 0 || s.log.refused > 0 {
+                info!(
+                    failed_proofs = s.log.failures,
+                    refused = s.log.refused,
+                    penalised_peers = s.peer_penalties.map.len(),
+                    penalised_accounts = s.account_penalties.map.len(),
+                    "admission summary for the last interval"
+                );
+            }
+            s.log = FailureLog { since: now, failures: 0, refused: 0 };
+        }
+    }
+
+    /// Takes a channel slot for an authenticated user (before the front sends A4).
+    /// The connection's handshake slot is released at the same time.
+    ///
+    /// # Errors
+    /// [`Refusal::Channels`] when the server, the peer or the user is at its cap.
+    pub fn open_channel(self: &Arc<Self>, conn: &mut ConnectionGuard, username: &str) -> Result<ChannelGuard, Refusal> {
+        let l = &self.limits;
+        let mut s = self.lock();
+        let peer = conn.peer;
+        let peer_channels = s.peers.get(&peer).map_or(0, |p| p.channels);
+        let user_channels = s.user_channels.get(username).copied().unwrap_or(0);
+        if s.total.channels >= l.max_channels
+            || peer_channels >= l.max_channels_per_peer
+            || user_channels >= l.max_channels_per_user
+        {
+            s.log.refused += 1;
+            return Err(Refusal::Channels);
+        }
+        s.total.channels += 1;
+        *s.user_channels.entry(username.to_owned()).or_insert(0) += 1;
+        if let Some(p) = s.peers.get_mut(&peer) {
+            p.channels += 1;
+        }
+        if conn.handshake {
+            conn.handshake = false;
+            s.total.handshakes -= 1;
+            if let Some(p) = s.peers.get_mut(&peer) {
+                p.handshakes -= 1;
+            }
+        }
+        Ok(ChannelGuard { admission: Arc::clone(self), peer, username: username.to_owned() })
+    }
+
+    fn forget_if_idle(s: &mut State, peer: PeerKey, l: &Limits) {
+        let Some(p) = s.peers.get(&peer) else { return };
+        if p.connections == 0 && p.handshakes == 0 && p.channels == 0 {
+            // Keep the entry while its buckets are not full again, so that closing
+            // and reopening connections does not refill them; bounded by the caps
+            // on connections (an entry with no connection is dropped once full).
+            let refilled = |b: &Bucket, rate: f64, burst: f64| {
+                let mut b = *b;
+                b.refill(rate, burst, Instant::now());
+                b.tokens >= burst
+            };
+            if (refilled(&p.dh, l.dh_per_sec, l.dh_burst)
+                && refilled(&p.registrations, l.registrations_per_sec, l.registration_burst))
+                || s.peers.len() > l.penalties.max_tracked
+            {
+                s.peers.remove(&peer);
+            }
+        }
+    }
+}
+
+/// A connection slot (and, until a channel opens, a handshake slot).
+#[must_use = "the slot is released when the guard drops"]
+pub struct ConnectionGuard {
+    admission: Arc<Admission>,
+    peer: PeerKey,
+    handshake: bool,
+}
+
+impl ConnectionGuard {
+    /// The peer holding the slot.
+    #[must_use]
+    pub fn peer(&self) -> PeerKey {
+        self.peer
+    }
+}
+
+impl fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionGuard").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let a = &self.admission;
+        let mut s = a.lock();
+        s.total.connections -= 1;
+        if self.handshake {
+            s.total.handshakes -= 1;
+        }
+        if let Some(p) = s.peers.get_mut(&self.peer) {
+            p.connections -= 1;
+            if self.handshake {
+                p.handshakes -= 1;
+            }
+        }
+        Admission::forget_if_idle(&mut s, self.peer, &a.limits);
+    }
+}
+
+/// A channel slot, released when the channel ends.
+#[must_use = "the slot is released when the guard drops"]
+pub struct ChannelGuard {
+    admission: Arc<Admission>,
+    peer: PeerKey,
+    username: String,
+}
+
+impl fmt::Debug for ChannelGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelGuard").field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        let a = &self.admission;
+        let mut s = a.lock();
+        s.total.channels -= 1;
+        if let Some(n) = s.user_channels.get_mut(&self.username) {
+            *n -= 1;
+            if *n == 0 {
+                s.user_channels.remove(&self.username);
+            }
+        }
+        if let Some(p) = s.peers.get_mut(&self.peer) {
+            p.channels -= 1;
+        }
+        Admission::forget_if_idle(&mut s, self.peer, &a.limits);
+    }
+}
