@@ -213,7 +213,12 @@ impl Limits {
             }
         }
         let le = [
-            ("max-connections-per-peer", self.max_connections_per_peer, "max-connections", self.max_connections),
+            (
+                "max-connections-per-peer",
+                self.max_connections_per_peer,
+                "max-connections",
+                self.max_connections,
+            ),
             ("max-handshakes", self.max_handshakes, "max-connections", self.max_connections),
             ("max-channels", self.max_channels, "max-connections", self.max_connections),
             ("max-handshakes-per-peer", self.max_handshakes_per_peer, "max-handshakes", self.max_handshakes),
@@ -327,7 +332,10 @@ impl Refusal {
             Self::PeerConnections => "server busy: too many connections from your address".into(),
             Self::Handshakes => "server busy: too many handshakes in progress; try again later".into(),
             Self::RateLimited { retry_after } => {
-                format!("server busy: key exchange rate limit for your address; retry in {} s", secs(retry_after))
+                format!(
+                    "server busy: key exchange rate limit for your address; retry in {} s",
+                    secs(retry_after)
+                )
             }
             Self::PeerPenalty { retry_after } => format!(
                 "server busy: too many failed logins from your address; retry in {} s",
@@ -420,7 +428,15 @@ impl<K: Eq + Hash + Clone> PenaltyTable<K> {
     }
 
     /// Counts a failure; returns the new wait when this failure starts a penalty.
-    fn fail(&mut self, key: &K, free: u32, base: Duration, max: Duration, c: &Penalties, now: Instant) -> Option<Duration> {
+    fn fail(
+        &mut self,
+        key: &K,
+        free: u32,
+        base: Duration,
+        max: Duration,
+        c: &Penalties,
+        now: Instant,
+    ) -> Option<Duration> {
         if self.map.len() >= c.max_tracked && !self.map.contains_key(key) {
             self.map.retain(|_, p| now.saturating_duration_since(p.last_failure) < c.forget_after);
             if self.map.len() >= c.max_tracked {
@@ -430,7 +446,8 @@ impl<K: Eq + Hash + Clone> PenaltyTable<K> {
                 }
             }
         }
-        let p = self.map.entry(key.clone()).or_insert(Penalty { failures: 0, last_failure: now, until: None });
+        let p =
+            self.map.entry(key.clone()).or_insert(Penalty { failures: 0, last_failure: now, until: None });
         if now.saturating_duration_since(p.last_failure) >= c.forget_after {
             *p = Penalty { failures: 0, last_failure: now, until: None };
         }
@@ -496,7 +513,14 @@ impl fmt::Debug for Admission {
 
 /// Whether one more slot may be taken: under the global and per-peer caps, and
 /// into the reserve only for a peer holding almost nothing.
-fn slot_free(global: usize, cap: usize, peer: usize, peer_cap: usize, reserve: usize, reserve_peer_max: usize) -> bool {
+fn slot_free(
+    global: usize,
+    cap: usize,
+    peer: usize,
+    peer_cap: usize,
+    reserve: usize,
+    reserve_peer_max: usize,
+) -> bool {
     global < cap && peer < peer_cap && (global < cap.saturating_sub(reserve) || peer < reserve_peer_max)
 }
 
@@ -584,9 +608,23 @@ impl Admission {
         let (conns, hs) = s.peers.get(&peer).map_or((0, 0), |p| (p.connections, p.handshakes));
         let refusal = if conns >= l.max_connections_per_peer {
             Some(Refusal::PeerConnections)
-        } else if !slot_free(s.total.connections, l.max_connections, conns, usize::MAX, l.connection_reserve, l.reserve_peer_max) {
+        } else if !slot_free(
+            s.total.connections,
+            l.max_connections,
+            conns,
+            usize::MAX,
+            l.connection_reserve,
+            l.reserve_peer_max,
+        ) {
             Some(Refusal::ServerFull)
-        } else if !slot_free(s.total.handshakes, l.max_handshakes, hs, l.max_handshakes_per_peer, l.connection_reserve, l.reserve_peer_max) {
+        } else if !slot_free(
+            s.total.handshakes,
+            l.max_handshakes,
+            hs,
+            l.max_handshakes_per_peer,
+            l.connection_reserve,
+            l.reserve_peer_max,
+        ) {
             Some(Refusal::Handshakes)
         } else {
             None
@@ -660,6 +698,11 @@ impl Admission {
                 b.refill(rate, burst, now);
                 p.connections > 0 || b.tokens < burst
             });
+            if s.peers.len() >= c.max_tracked {
+                // A spray of addresses: forget every peer without a connection
+                // (each address would start with a full bucket anyway).
+                s.peers.retain(|_, p| p.connections > 0);
+            }
         }
         let fresh = self.new_peer(now);
         let p = s.peers.entry(peer).or_insert(fresh);
@@ -719,13 +762,21 @@ impl Admission {
             Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
                 s.log.failures += 1;
                 debug!(%peer, account = ?username.as_deref().map(Escaped), "failed proof");
-                if let Some(wait) = s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now) {
+                if let Some(wait) =
+                    s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now)
+                {
                     warn!(%peer, wait_secs = wait.as_secs_f64(), "failed proofs: penalising peer");
                 }
                 if let Some(account) = username
                     && !Self::is_trusted(&mut s, peer, account, now)
-                    && let Some(wait) =
-                        s.account_penalties.fail(account, c.account_free_failures, c.base, c.max_account, c, now)
+                    && let Some(wait) = s.account_penalties.fail(
+                        account,
+                        c.account_free_failures,
+                        c.base,
+                        c.max_account,
+                        c,
+                        now,
+                    )
                 {
                     warn!(account = %Escaped(account), wait_secs = wait.as_secs_f64(), "failed proofs: penalising account");
                 }
@@ -751,7 +802,11 @@ impl Admission {
     ///
     /// # Errors
     /// [`Refusal::Channels`] when the server, the peer or the user is at its cap.
-    pub fn open_channel(self: &Arc<Self>, conn: &mut ConnectionGuard, username: &str) -> Result<ChannelGuard, Refusal> {
+    pub fn open_channel(
+        self: &Arc<Self>,
+        conn: &mut ConnectionGuard,
+        username: &str,
+    ) -> Result<ChannelGuard, Refusal> {
         let l = &self.limits;
         let mut s = self.lock();
         let peer = conn.peer;
@@ -869,5 +924,203 @@ impl Drop for ChannelGuard {
             p.channels -= 1;
         }
         Admission::forget_if_idle(&mut s, self.peer, &a.limits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scram_dh::message::{AuthPairing, Base64};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    // M3: IPv6 peers aggregate by /64; IPv4-mapped addresses are IPv4.
+    #[test]
+    fn m3_ipv6_peers_aggregate_by_prefix() {
+        let a = PeerKey::new(ip("2001:db8:1:2:aaaa::1"), 64);
+        let b = PeerKey::new(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"), 64);
+        let c = PeerKey::new(ip("2001:db8:1:3::1"), 64);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(PeerKey::new(ip("::ffff:10.0.0.1"), 64), PeerKey::new(ip("10.0.0.1"), 64));
+        assert_ne!(PeerKey::new(ip("10.0.0.1"), 64), PeerKey::new(ip("10.0.0.2"), 64));
+    }
+
+    // M3: a peer cannot hold more than its connections, and the reserve keeps the
+    // last slots for peers holding almost nothing.
+    #[test]
+    fn m3_connection_caps_and_reserve() {
+        let limits = Limits {
+            max_connections: 10,
+            max_connections_per_peer: 4,
+            max_handshakes: 10,
+            max_handshakes_per_peer: 4,
+            connection_reserve: 3,
+            reserve_peer_max: 1,
+            ..Limits::default()
+        };
+        let adm = Admission::new(limits);
+        let peer = |i: u8| adm.peer(IpAddr::from([10, 0, 0, i]));
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(adm.connect(peer(1)).unwrap());
+        }
+        assert_eq!(adm.connect(peer(1)).unwrap_err(), Refusal::PeerConnections);
+        held.push(adm.connect(peer(2)).unwrap());
+        held.push(adm.connect(peer(2)).unwrap());
+        held.push(adm.connect(peer(2)).unwrap());
+        // 7 of 10 used: the remaining 3 are the reserve, for peers holding < 1.
+        assert_eq!(adm.connect(peer(2)).unwrap_err(), Refusal::ServerFull);
+        held.push(adm.connect(peer(3)).unwrap());
+        assert_eq!(adm.connect(peer(3)).unwrap_err(), Refusal::ServerFull, "peer 3 holds one already");
+        held.push(adm.connect(peer(4)).unwrap());
+        held.push(adm.connect(peer(5)).unwrap());
+        assert_eq!(adm.connect(peer(6)).unwrap_err(), Refusal::ServerFull, "all 10 taken");
+        assert_eq!(adm.usage().connections, 10);
+        held.clear();
+        assert_eq!(adm.usage(), Usage { connections: 0, handshakes: 0, channels: 0, peers: 0 });
+    }
+
+    fn a1(user: &str, channel: bool) -> ClientMessage {
+        ClientMessage::AuthPairing(AuthPairing {
+            username: user.into(),
+            client_nonce: "0".repeat(64),
+            group: channel.then(|| "x25519".into()),
+            public_key: channel.then(|| Base64(vec![9; 32])),
+        })
+    }
+
+    fn failed(user: &str) -> Outcome {
+        Outcome::Failed {
+            reply: ServerMessage::error(&Error::AuthenticationFailed),
+            error: Error::AuthenticationFailed,
+            username: Some(user.into()),
+        }
+    }
+
+    // M2: DH-costing steps draw on a per-peer bucket; cheap steps do not.
+    #[test]
+    fn m2_dh_steps_are_rate_limited_per_peer() {
+        let adm = Admission::new(Limits { dh_per_sec: 1.0, dh_burst: 3.0, ..Limits::default() });
+        let p = adm.peer(ip("10.0.0.1"));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            adm.check_message_at(p, &a1("u", true), t0).unwrap();
+        }
+        assert!(matches!(adm.check_message_at(p, &a1("u", true), t0), Err(Refusal::RateLimited { .. })));
+        // A1 without a channel costs no DH and is not limited by the bucket.
+        for _ in 0..10 {
+            adm.check_message_at(p, &a1("u", false), t0).unwrap();
+        }
+        // Another peer has its own bucket; and the bucket refills.
+        adm.check_message_at(adm.peer(ip("10.0.0.2")), &a1("u", true), t0).unwrap();
+        adm.check_message_at(p, &a1("u", true), t0 + Duration::from_millis(1001)).unwrap();
+    }
+
+    fn penalties() -> Penalties {
+        Penalties {
+            peer_free_failures: 2,
+            account_free_failures: 4,
+            base: Duration::from_secs(1),
+            max_peer: Duration::from_secs(8),
+            max_account: Duration::from_secs(16),
+            forget_after: Duration::from_secs(100),
+            trust_for: Duration::from_secs(1000),
+            max_tracked: 1000,
+        }
+    }
+
+    // M5: failed proofs back off exponentially per peer, up to a ceiling, and are
+    // forgotten after a quiet period.
+    #[test]
+    fn m5_peer_penalty_backs_off_exponentially() {
+        let adm = Admission::new(Limits { penalties: penalties(), ..Limits::default() });
+        let p = adm.peer(ip("10.0.0.1"));
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        adm.record_outcome_at(p, &failed("a"), at(0.0));
+        adm.record_outcome_at(p, &failed("b"), at(0.0));
+        adm.check_message_at(p, &a1("c", false), at(0.0)).unwrap();
+        let mut t = 0.0;
+        for expected in [1.0, 2.0, 4.0, 8.0, 8.0] {
+            adm.record_outcome_at(p, &failed("c"), at(t));
+            match adm.check_message_at(p, &a1("c", false), at(t)) {
+                Err(Refusal::PeerPenalty { retry_after }) => {
+                    assert_eq!(retry_after, Duration::from_secs_f64(expected), "at {t}");
+                }
+                other => panic!("expected a penalty at {t}: {other:?}"),
+            }
+            t += expected;
+            adm.check_message_at(p, &a1("c", false), at(t)).unwrap();
+        }
+        // After the quiet period the count starts over: two free failures again.
+        let later = t + 101.0;
+        adm.record_outcome_at(p, &failed("c"), at(later));
+        adm.record_outcome_at(p, &failed("c"), at(later));
+        adm.check_message_at(p, &a1("c", false), at(later)).unwrap();
+    }
+
+    // M5: an account under penalty refuses untrusted peers, but its owner, from a
+    // peer that logged in to it before, still gets in.
+    #[test]
+    fn m5_account_penalty_does_not_lock_out_the_owner() {
+        let adm = Admission::new(Limits { penalties: penalties(), ..Limits::default() });
+        let t0 = Instant::now();
+        let owner = adm.peer(ip("10.9.9.9"));
+        // The owner logged in before (trust is what record_outcome learns from a success).
+        adm.lock().trusted.insert((owner, "alice".into()), t0 + Duration::from_secs(1000));
+        // Attackers from many addresses, one failure each: no per-peer penalty, but the account's.
+        for i in 0..5u8 {
+            adm.record_outcome_at(adm.peer(IpAddr::from([10, 1, 0, i])), &failed("alice"), t0);
+        }
+        let fresh = adm.peer(ip("10.2.0.1"));
+        assert!(matches!(
+            adm.check_message_at(fresh, &a1("alice", false), t0),
+            Err(Refusal::AccountPenalty { .. })
+        ));
+        adm.check_message_at(owner, &a1("alice", false), t0).unwrap();
+        // Other accounts are unaffected.
+        adm.check_message_at(fresh, &a1("bob", false), t0).unwrap();
+        // Unknown and known names are treated alike: penalties only see the name.
+        for i in 0..5u8 {
+            adm.record_outcome_at(adm.peer(IpAddr::from([10, 3, 0, i])), &failed("ghost"), t0);
+        }
+        assert!(matches!(
+            adm.check_message_at(fresh, &a1("ghost", false), t0),
+            Err(Refusal::AccountPenalty { .. })
+        ));
+    }
+
+    // H1/M5: tables stay bounded under a spray of addresses and names.
+    #[test]
+    fn penalty_tables_stay_bounded() {
+        let mut p = penalties();
+        p.max_tracked = 100;
+        let adm = Admission::new(Limits { penalties: p, ..Limits::default() });
+        let t0 = Instant::now();
+        for i in 0..5000u32 {
+            let peer = adm.peer(IpAddr::from(i.to_be_bytes()));
+            adm.record_outcome_at(peer, &failed(&format!("user{i}")), t0);
+            let _ = adm.check_message_at(peer, &a1("x", true), t0);
+        }
+        let s = adm.lock();
+        assert!(s.peer_penalties.map.len() <= 100);
+        assert!(s.account_penalties.map.len() <= 100);
+        assert!(s.peers.len() <= 101);
+    }
+
+    // H1: every cap is checked against the open-file limit.
+    #[test]
+    fn h1_caps_are_checked_against_the_fd_limit() {
+        let l = Limits::default();
+        assert!(l.check(65536).is_ok());
+        let err = l.check(1024).unwrap_err();
+        assert!(err.contains("open-file limit"), "{err}");
+        let l = Limits { max_channels: l.max_connections + 1, ..Limits::default() };
+        assert!(l.check(1 << 20).unwrap_err().contains("max-channels"));
+        assert!(raise_fd_limit().unwrap() >= 1024);
     }
 }

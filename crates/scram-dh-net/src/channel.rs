@@ -239,7 +239,8 @@ impl<S: AsyncRead + Unpin> RecordLayer<S> {
                     return Poll::Ready(self.fail(RecordError::Bad("record length out of range")));
                 }
                 if self.inbox.len() >= 4 + len {
-                    let Some(plain) = open(&self.recv_key, self.recv_seq, b"", &self.inbox[4..4 + len]) else {
+                    let Some(plain) = open(&self.recv_key, self.recv_seq, b"", &self.inbox[4..4 + len])
+                    else {
                         return Poll::Ready(self.fail(RecordError::Bad("record failed authentication")));
                     };
                     self.inbox.drain(..4 + len);
@@ -360,7 +361,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SecureChannel<S> {
 }
 
 impl<S: AsyncRead + Unpin> RecordLayer<S> {
-    pub(crate) fn poll_record_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Zeroizing<Vec<u8>>>>> {
+    pub(crate) fn poll_record_io(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<Option<Zeroizing<Vec<u8>>>>> {
         self.poll_record(cx).map_err(io::Error::from)
     }
 }

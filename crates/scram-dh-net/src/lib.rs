@@ -34,11 +34,11 @@ pub mod server;
 pub mod service;
 pub mod stream;
 
+pub use admission::{Admission, Limits, PeerKey, Penalties, Refusal};
 pub use channel::{Role, SecureChannel};
 pub use client::{HostKeyPolicy, Login, login, register};
 pub use error::NetError;
 pub use known_hosts::KnownHosts;
-pub use admission::{Admission, Limits, Penalties, PeerKey, Refusal};
 pub use server::{Server, ServerChannel, Service};
 pub use service::{KvLimits, KvService, Reply, Request, passwd_request};
 pub use stream::SecureStream;

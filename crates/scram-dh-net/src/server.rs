@@ -17,8 +17,8 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-pub use crate::admission::{Limits, Penalties};
 use crate::admission::{Admission, Refusal};
+pub use crate::admission::{Limits, Penalties};
 use crate::channel::SecureChannel;
 
 /// The channel type a [`Service`] receives.

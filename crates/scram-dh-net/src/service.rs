@@ -144,7 +144,11 @@ impl<C: CredentialStore + 'static> KvService<C> {
             "get" => {
                 arity(1)?;
                 let data = self.data.lock().map_err(|_| "internal error".to_owned())?;
-                data.users.get(user).and_then(|m| m.get(&req.args[0])).cloned().ok_or_else(|| "no such key".into())
+                data.users
+                    .get(user)
+                    .and_then(|m| m.get(&req.args[0]))
+                    .cloned()
+                    .ok_or_else(|| "no such key".into())
             }
             "del" => {
                 arity(1)?;

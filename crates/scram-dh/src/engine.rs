@@ -111,7 +111,11 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
             }
             ClientMessage::AuthClientProofGeneration(m) => self.auth_proof(&m, now_ms).await,
         };
-        result.unwrap_or_else(|error| Outcome::Failed { reply: ServerMessage::error(&error), error, username: None })
+        result.unwrap_or_else(|error| Outcome::Failed {
+            reply: ServerMessage::error(&error),
+            error,
+            username: None,
+        })
     }
 
     /// Handles a raw JSON line; a parse failure is an `invalid_message` outcome.
