@@ -112,23 +112,21 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let (server, fingerprint) = match &args.server {
         Some(s) => (s.clone(), None),
         None => {
+            // The load generator is one peer on purpose: lift the per-peer limits
+            // that would otherwise (rightly) throttle it.
             let limits = scram_dh_net::Limits {
+                max_connections_per_peer: args.concurrency * 2 + 16,
                 max_handshakes_per_peer: args.concurrency * 2,
+                max_channels_per_peer: args.concurrency * 2,
+                max_channels_per_user: args.concurrency * 2,
+                dh_per_sec: 1e9,
+                dh_burst: 1e9,
                 registrations_per_sec: 1e9,
                 registration_burst: 1e9,
                 ..scram_dh_net::Limits::default()
             };
-            let settings = Settings {
-                listen: "127.0.0.1:0".into(),
-                db: dir.path().join("bench.db"),
-                host_key: dir.path().join("bench.hostkey"),
-                groups: Group::ALL.to_vec(),
-                ic: scram_dh::MIN_ITERATIONS,
-                ttl: Duration::from_secs(10),
-                limits,
-                max_sessions: 1_000_000,
-                json_logs: false,
-            };
+            let settings =
+                Settings { limits, max_sessions: 1_000_000, ..Settings::local(dir.path(), "bench") };
             let (srv, fp) = build(&settings).await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?.to_string();

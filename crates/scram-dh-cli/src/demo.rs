@@ -95,17 +95,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let group = Group::from_name(&args.group)
         .ok_or_else(|| crate::usage(format!("unknown group {:?}", args.group)))?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        db: dir.path().join("demo.db"),
-        host_key: dir.path().join("demo.hostkey"),
-        groups: Group::ALL.to_vec(),
-        ic: scram_dh::MIN_ITERATIONS,
-        ttl: std::time::Duration::from_secs(10),
-        limits: scram_dh_net::Limits::default(),
-        max_sessions: 1000,
-        json_logs: false,
-    };
+    let settings = Settings { max_sessions: 1000, ..Settings::local(dir.path(), "demo") };
     let (server, fingerprint) = build(&settings).await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let server_addr = listener.local_addr()?;

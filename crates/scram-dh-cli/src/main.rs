@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server on an SQLite database (created on first run).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Register a new user over the network (in-band, SPEC 3a), then log in once.
     Register(client_cmds::RegisterArgs),
     /// Log in with a saved credential; optionally run one command over the encrypted channel.
@@ -136,7 +136,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(a) => serve::run(a).await,
+            Command::Serve(a) => serve::run(*a).await,
             Command::Register(a) => client_cmds::register(a).await,
             Command::Login(a) => client_cmds::login(a).await,
             Command::Passwd(a) => client_cmds::passwd(a).await,
@@ -159,6 +159,9 @@ fn main() -> ExitCode {
 pub fn init_logging(default: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only on a terminal: a log file holds no escape sequences at all.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use scram_dh::{Group, MemorySessionStore, ServerConfig, ServerEngine};
-use scram_dh_net::{KvService, Limits, Server};
+use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use scram_dh_store::SqliteCredentialStore;
 use serde::Deserialize;
 use tracing::info;
@@ -21,7 +21,8 @@ use crate::usage;
 /// Flags of `serve`; every one may also come from the environment or the config file.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
-    /// TOML config file with any of the settings below (keys as the flag names, `_` for `-`).
+    /// TOML config file with any of the settings below (keys as the flag names, `_`
+    /// for `-`), plus a `[limits]` table with every admission limit (see README).
     #[arg(long, env = "SCRAM_DH_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:7878].
@@ -39,28 +40,52 @@ pub struct ServeArgs {
     /// Iteration count for new registrations (at least 4096) [default: 4096].
     #[arg(long, env = "SCRAM_DH_IC")]
     ic: Option<u32>,
+    /// Highest iteration count a record may have (passwd, imports) [default: 100000].
+    #[arg(long, env = "SCRAM_DH_MAX_IC")]
+    max_ic: Option<u32>,
+    /// In-band registration: `open`, or `closed` (users only by `provision`) [default: open].
+    #[arg(long, env = "SCRAM_DH_REGISTRATION")]
+    registration: Option<String>,
     /// Handshake session time to live, seconds [default: 10].
     #[arg(long, env = "SCRAM_DH_TTL")]
     ttl: Option<u64>,
     /// Seconds a client has to finish a handshake [default: 10].
     #[arg(long, env = "SCRAM_DH_HANDSHAKE_TIMEOUT")]
     handshake_timeout: Option<u64>,
+    /// Open connections, server-wide (checked against the open-file limit) [default: 8192].
+    #[arg(long, env = "SCRAM_DH_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Open connections per client address (IPv6: per /64) [default: 64].
+    #[arg(long, env = "SCRAM_DH_MAX_CONNECTIONS_PER_PEER")]
+    max_connections_per_peer: Option<usize>,
     /// Concurrent handshakes, server-wide [default: 1024].
     #[arg(long, env = "SCRAM_DH_MAX_HANDSHAKES")]
     max_handshakes: Option<usize>,
-    /// Concurrent handshakes per client IP [default: 32].
+    /// Concurrent handshakes per client address [default: 32].
     #[arg(long, env = "SCRAM_DH_MAX_HANDSHAKES_PER_PEER")]
     max_handshakes_per_peer: Option<usize>,
-    /// Open encrypted channels [default: 10000].
+    /// Open encrypted channels [default: 4096].
     #[arg(long, env = "SCRAM_DH_MAX_CHANNELS")]
     max_channels: Option<usize>,
+    /// Open encrypted channels per user [default: 16].
+    #[arg(long, env = "SCRAM_DH_MAX_CHANNELS_PER_USER")]
+    max_channels_per_user: Option<usize>,
+    /// Seconds an encrypted channel may sit idle before the server closes it [default: 300].
+    #[arg(long, env = "SCRAM_DH_CHANNEL_IDLE_TIMEOUT")]
+    channel_idle_timeout: Option<f64>,
     /// In-flight handshake sessions, server-wide [default: 100000].
     #[arg(long, env = "SCRAM_DH_MAX_SESSIONS")]
     max_sessions: Option<usize>,
-    /// Registration pairings per second per client IP [default: 2].
+    /// DH-costing steps (registrations, logins with a channel) per second per address [default: 20].
+    #[arg(long, env = "SCRAM_DH_DH_PER_SEC")]
+    dh_per_sec: Option<f64>,
+    /// Burst of DH-costing steps per address [default: 40].
+    #[arg(long, env = "SCRAM_DH_DH_BURST")]
+    dh_burst: Option<f64>,
+    /// Registration pairings per second per client address [default: 2].
     #[arg(long, env = "SCRAM_DH_REGISTRATIONS_PER_SEC")]
     registrations_per_sec: Option<f64>,
-    /// Registration pairing burst per client IP [default: 10].
+    /// Registration pairing burst per client address [default: 10].
     #[arg(long, env = "SCRAM_DH_REGISTRATION_BURST")]
     registration_burst: Option<f64>,
     /// Log format: text or json [default: text].
@@ -76,15 +101,58 @@ struct FileConfig {
     host_key: Option<PathBuf>,
     groups: Option<String>,
     ic: Option<u32>,
+    max_ic: Option<u32>,
+    registration: Option<String>,
     ttl: Option<u64>,
     handshake_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_peer: Option<usize>,
     max_handshakes: Option<usize>,
     max_handshakes_per_peer: Option<usize>,
     max_channels: Option<usize>,
+    max_channels_per_user: Option<usize>,
+    channel_idle_timeout: Option<f64>,
     max_sessions: Option<usize>,
+    dh_per_sec: Option<f64>,
+    dh_burst: Option<f64>,
     registrations_per_sec: Option<f64>,
     registration_burst: Option<f64>,
     log_format: Option<String>,
+    #[serde(default)]
+    limits: LimitsFile,
+    #[serde(default)]
+    service: ServiceFile,
+}
+
+/// The `[limits]` table: every admission limit (durations in seconds).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    connection_reserve: Option<usize>,
+    reserve_peer_max: Option<usize>,
+    max_handshakes_per_connection: Option<u32>,
+    first_line_timeout: Option<f64>,
+    max_channels_per_peer: Option<usize>,
+    ipv6_prefix: Option<u8>,
+    shutdown_grace: Option<f64>,
+    peer_free_failures: Option<u32>,
+    account_free_failures: Option<u32>,
+    penalty_base: Option<f64>,
+    penalty_max_peer: Option<f64>,
+    penalty_max_account: Option<f64>,
+    penalty_forget_after: Option<f64>,
+    trust_for: Option<f64>,
+    max_tracked: Option<usize>,
+}
+
+/// The `[service]` table: bounds of the example key-value service.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ServiceFile {
+    max_key: Option<usize>,
+    max_value: Option<usize>,
+    max_entries_per_user: Option<usize>,
+    max_total_bytes: Option<usize>,
 }
 
 /// Settings after merging.
@@ -95,11 +163,36 @@ pub struct Settings {
     pub host_key: PathBuf,
     pub groups: Vec<Group>,
     pub ic: u32,
+    pub max_ic: u32,
+    pub registration_open: bool,
     pub ttl: Duration,
     pub limits: Limits,
+    pub kv: KvLimits,
     pub max_sessions: usize,
     pub json_logs: bool,
 }
+
+impl Settings {
+    /// Settings for a throwaway loopback server in `dir` (demo, bench).
+    pub fn local(dir: &Path, name: &str) -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            db: dir.join(format!("{name}.db")),
+            host_key: dir.join(format!("{name}.hostkey")),
+            groups: Group::ALL.to_vec(),
+            ic: scram_dh::MIN_ITERATIONS,
+            max_ic: DEFAULT_MAX_IC,
+            registration_open: true,
+            ttl: Duration::from_secs(10),
+            limits: Limits::default(),
+            kv: KvLimits::default(),
+            max_sessions: 100_000,
+            json_logs: false,
+        }
+    }
+}
+
+const DEFAULT_MAX_IC: u32 = 100_000;
 
 fn parse_groups(s: &str) -> Result<Vec<Group>> {
     s.split(',')
@@ -115,6 +208,14 @@ fn parse_groups(s: &str) -> Result<Vec<Group>> {
         .collect()
 }
 
+fn seconds(name: &str, v: Option<f64>, default: Duration) -> Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(usage(format!("{name} must be a positive number of seconds, not {s}"))),
+    }
+}
+
 impl ServeArgs {
     fn settings(self) -> Result<Settings> {
         let file: FileConfig = match &self.config {
@@ -125,7 +226,7 @@ impl ServeArgs {
             }
             None => FileConfig::default(),
         };
-        let defaults = Limits::default();
+        let d = Limits::default();
         let db = self.db.or(file.db).unwrap_or_else(|| PathBuf::from("scram-dh.db"));
         let host_key = self.host_key.or(file.host_key).unwrap_or_else(|| default_host_key_path(&db));
         let groups = match self.groups.or(file.groups) {
@@ -136,63 +237,114 @@ impl ServeArgs {
             return Err(usage("--groups must name at least one group"));
         }
         let ic = self.ic.or(file.ic).unwrap_or(scram_dh::MIN_ITERATIONS);
-        if ic < scram_dh::MIN_ITERATIONS {
-            return Err(usage(format!("--ic must be at least {}", scram_dh::MIN_ITERATIONS)));
+        let max_ic = self.max_ic.or(file.max_ic).unwrap_or(DEFAULT_MAX_IC.max(ic));
+        if ic < scram_dh::MIN_ITERATIONS || max_ic < ic {
+            return Err(usage(format!(
+                "--ic must be at least {} and at most --max-ic",
+                scram_dh::MIN_ITERATIONS
+            )));
         }
+        let registration_open = match self.registration.or(file.registration).as_deref() {
+            None | Some("open") => true,
+            Some("closed") => false,
+            Some(other) => {
+                return Err(usage(format!("--registration must be open or closed, not {other:?}")));
+            }
+        };
         let log_format = self.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
         let json_logs = match log_format.as_str() {
             "text" => false,
             "json" => true,
             other => return Err(usage(format!("--log-format must be text or json, not {other:?}"))),
         };
-        let positive = |name: &str, v: usize| {
-            if v == 0 { Err(usage(format!("--{name} must be positive"))) } else { Ok(v) }
+        let lf = file.limits;
+        let p = &d.penalties;
+        let penalties = Penalties {
+            peer_free_failures: lf.peer_free_failures.unwrap_or(p.peer_free_failures),
+            account_free_failures: lf.account_free_failures.unwrap_or(p.account_free_failures),
+            base: seconds("penalty_base", lf.penalty_base, p.base)?,
+            max_peer: seconds("penalty_max_peer", lf.penalty_max_peer, p.max_peer)?,
+            max_account: seconds("penalty_max_account", lf.penalty_max_account, p.max_account)?,
+            forget_after: seconds("penalty_forget_after", lf.penalty_forget_after, p.forget_after)?,
+            trust_for: seconds("trust_for", lf.trust_for, p.trust_for)?,
+            max_tracked: lf.max_tracked.unwrap_or(p.max_tracked),
         };
         let limits = Limits {
-            max_handshakes: positive(
-                "max-handshakes",
-                self.max_handshakes.or(file.max_handshakes).unwrap_or(defaults.max_handshakes),
-            )?,
-            max_handshakes_per_peer: positive(
-                "max-handshakes-per-peer",
-                self.max_handshakes_per_peer
-                    .or(file.max_handshakes_per_peer)
-                    .unwrap_or(defaults.max_handshakes_per_peer),
-            )?,
-            max_channels: positive(
-                "max-channels",
-                self.max_channels.or(file.max_channels).unwrap_or(defaults.max_channels),
-            )?,
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            max_connections_per_peer: self
+                .max_connections_per_peer
+                .or(file.max_connections_per_peer)
+                .unwrap_or(d.max_connections_per_peer),
+            connection_reserve: lf.connection_reserve.unwrap_or(d.connection_reserve),
+            reserve_peer_max: lf.reserve_peer_max.unwrap_or(d.reserve_peer_max),
+            max_handshakes: self.max_handshakes.or(file.max_handshakes).unwrap_or(d.max_handshakes),
+            max_handshakes_per_peer: self
+                .max_handshakes_per_peer
+                .or(file.max_handshakes_per_peer)
+                .unwrap_or(d.max_handshakes_per_peer),
+            max_handshakes_per_connection: lf
+                .max_handshakes_per_connection
+                .unwrap_or(d.max_handshakes_per_connection),
+            first_line_timeout: seconds("first_line_timeout", lf.first_line_timeout, d.first_line_timeout)?,
             handshake_timeout: Duration::from_secs(
                 self.handshake_timeout
                     .or(file.handshake_timeout)
-                    .unwrap_or(defaults.handshake_timeout.as_secs())
+                    .unwrap_or(d.handshake_timeout.as_secs())
                     .max(1),
             ),
+            dh_per_sec: self.dh_per_sec.or(file.dh_per_sec).unwrap_or(d.dh_per_sec),
+            dh_burst: self.dh_burst.or(file.dh_burst).unwrap_or(d.dh_burst),
             registrations_per_sec: self
                 .registrations_per_sec
                 .or(file.registrations_per_sec)
-                .unwrap_or(defaults.registrations_per_sec)
-                .max(0.0),
+                .unwrap_or(d.registrations_per_sec),
             registration_burst: self
                 .registration_burst
                 .or(file.registration_burst)
-                .unwrap_or(defaults.registration_burst)
-                .max(1.0),
-            ..defaults
+                .unwrap_or(d.registration_burst),
+            max_channels: self.max_channels.or(file.max_channels).unwrap_or(d.max_channels),
+            max_channels_per_peer: lf.max_channels_per_peer.unwrap_or(d.max_channels_per_peer),
+            max_channels_per_user: self
+                .max_channels_per_user
+                .or(file.max_channels_per_user)
+                .unwrap_or(d.max_channels_per_user),
+            channel_idle_timeout: seconds(
+                "channel-idle-timeout",
+                self.channel_idle_timeout.or(file.channel_idle_timeout),
+                d.channel_idle_timeout,
+            )?,
+            ipv6_prefix: lf.ipv6_prefix.unwrap_or(d.ipv6_prefix),
+            penalties,
+            shutdown_grace: seconds("shutdown_grace", lf.shutdown_grace, d.shutdown_grace)?,
         };
+        // Consistency now; the open-file limit is checked once it has been raised.
+        limits.check(u64::MAX).map_err(usage)?;
+        let dk = KvLimits::default();
+        let sf = file.service;
+        let kv = KvLimits {
+            max_key: sf.max_key.unwrap_or(dk.max_key),
+            max_value: sf.max_value.unwrap_or(dk.max_value),
+            max_entries_per_user: sf.max_entries_per_user.unwrap_or(dk.max_entries_per_user),
+            max_total_bytes: sf.max_total_bytes.unwrap_or(dk.max_total_bytes),
+            passwd_salt_len: dk.passwd_salt_len,
+            passwd_ic: scram_dh::MIN_ITERATIONS..=max_ic,
+        };
+        let max_sessions = self.max_sessions.or(file.max_sessions).unwrap_or(100_000);
+        if max_sessions == 0 {
+            return Err(usage("--max-sessions must be positive"));
+        }
         Ok(Settings {
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7878".into()),
             db,
             host_key,
             groups,
             ic,
+            max_ic,
+            registration_open,
             ttl: Duration::from_secs(self.ttl.or(file.ttl).unwrap_or(10).max(1)),
             limits,
-            max_sessions: positive(
-                "max-sessions",
-                self.max_sessions.or(file.max_sessions).unwrap_or(100_000),
-            )?,
+            kv,
+            max_sessions,
             json_logs,
         })
     }
@@ -232,10 +384,11 @@ pub async fn build(
     })
     .await?;
     let store = Arc::new(open_store(&settings.db).await?);
+    // Half-open handshakes a peer may leave behind (each lives for the TTL).
     let sessions =
         MemorySessionStore::new(settings.max_sessions, settings.limits.max_handshakes_per_peer.max(1) * 4);
     let engine = ServerEngine::new(server_config(settings, host_key), Arc::clone(&store), sessions)?;
-    let service = KvService::new(store);
+    let service = KvService::with_limits(store, settings.kv.clone());
     Ok((Server::new(engine, service, settings.limits.clone()), fingerprint))
 }
 
@@ -260,6 +413,10 @@ async fn shutdown_signal() {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let settings = args.settings()?;
     crate::init_logging("info", settings.json_logs);
+    // Finding H1: run out of descriptors later, never silently: raise the soft
+    // limit to the hard one and check every cap against what is granted.
+    let fd_limit = scram_dh_net::admission::raise_fd_limit().context("reading the open-file limit")?;
+    settings.limits.check(fd_limit).map_err(usage)?;
     let (server, fingerprint) = build(&settings).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -270,7 +427,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         db = %settings.db.display(),
         host_key = %fingerprint,
         ic = settings.ic,
+        max_ic = settings.max_ic,
         groups = %settings.groups.iter().map(|g| g.name()).collect::<Vec<_>>().join(","),
+        registration = if settings.registration_open { "open" } else { "closed" },
+        fd_limit,
+        max_connections = settings.limits.max_connections,
         "scram-dh server listening"
     );
     // A line on stdout for people and scripts (tests read the address from it).

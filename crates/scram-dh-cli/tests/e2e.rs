@@ -30,6 +30,7 @@ impl Server {
             .arg(dir.join("server.db"))
             .args(["--registrations-per-sec", "1000", "--registration-burst", "1000"])
             .args(["--max-handshakes-per-peer", "500", "--max-handshakes", "1000"])
+            .args(["--max-connections-per-peer", "500", "--dh-per-sec", "1000", "--dh-burst", "1000"])
             .env("RUST_LOG", "trace")
             .env_remove("SCRAM_DH_CONFIG")
             .stdout(Stdio::piped())
