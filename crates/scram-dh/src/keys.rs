@@ -231,6 +231,9 @@ mod tests {
         hkdf::Hkdf::<sha2::Sha256>::new(Some(&h), &z).expand(b"scram-dh/1 labels", &mut want).unwrap();
         assert_eq!(labels.client_label(), &want[..32]);
         assert_eq!(labels.server_label(), &want[32..]);
+        // The same value interop/spec_client.py's hkdf_expand computes for these inputs.
+        let hex: String = labels.client_label().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "7f3c03f7020e8ab191173a1636f98b9b91ef723d58254c6527ab559c0a92aa3d");
         let rfc = KeyLabels::registration(Labels::Rfc, &h, &z);
         assert_eq!(rfc.client_label(), RFC_CLIENT_LABEL);
         assert_eq!(rfc.server_label(), RFC_SERVER_LABEL);
