@@ -96,6 +96,7 @@ impl AuthRequest {
         stored.zeroize();
         server.zeroize();
         let known = record.is_some();
+        // Keep one record and drop the other (the mock, for a known user).
         let record = record.unwrap_or(mock);
         let Record { salt, ic, stored_key, server_key, .. } = record;
         let nonce = CombinedNonce { client: self.client_nonce, server: Nonce::random(rng) };
