@@ -122,6 +122,24 @@ def hkdf_expand32(prk: bytes, info_: bytes) -> bytes:
     return hmac256(prk, info_ + b"\x01")
 
 
+def hkdf_expand(prk: bytes, info_: bytes, length: int) -> bytes:
+    """RFC 5869 HKDF-Expand: T(i) = HMAC(PRK, T(i-1) || info || i)."""
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac256(prk, t + info_ + bytes([i]))
+        out += t
+        i += 1
+    return out[:length]
+
+
+def derived_labels(prk: bytes, labels: str) -> tuple[bytes, bytes]:
+    """SPEC 7: the labels both sides know before R3."""
+    if labels == "rfc":
+        return b"Client Key", b"Server Key"
+    okm = hkdf_expand(prk, b"scram-dh/1 labels", 64)
+    return okm[:32], okm[32:]
+
+
 def xor(a: bytes, b: bytes) -> bytes:
     assert len(a) == len(b)
     return bytes(x ^ y for x, y in zip(a, b))
@@ -480,6 +498,8 @@ def register(ctx: Ctx, username: str, password: str, group_name: str, labels: st
         prk = hkdf_extract(h, Z)
         k_c2s = hkdf_expand32(prk, b"scram-dh/1 registration c2s")
         k_s2c = hkdf_expand32(prk, b"scram-dh/1 registration s2c")
+        # Known before R3: a client that loses R4 can still log in (SPEC 7).
+        want_client_label, want_server_label = derived_labels(prk, labels)
         sp = salted_password(password, salt, ic)
         secret_key = ChaCha20Poly1305(k_c2s).encrypt(n_nonce(0), sp, h)
         assert len(secret_key) == 48
@@ -507,12 +527,14 @@ def register(ctx: Ctx, username: str, password: str, group_name: str, labels: st
         require(f"{tag} R4: labels decrypt with k_s2c, n(0)/n(1), aad h", dec_ok, dec_err)
         if labels == "rfc":
             require(f"{tag} R4: RFC labels are 'Client Key'/'Server Key'",
-                    client_label == b"Client Key" and server_label == b"Server Key",
+                    hmac.compare_digest(client_label, want_client_label)
+                    and hmac.compare_digest(server_label, want_server_label),
                     f"got {client_label!r} / {server_label!r}")
         else:
-            require(f"{tag} R4: random labels are 32 bytes and distinct",
-                    len(client_label) == 32 and len(server_label) == 32
-                    and client_label != server_label, "bad labels")
+            require(f"{tag} R4: random labels are HKDF-Expand(PRK, 'scram-dh/1 labels', 64)",
+                    hmac.compare_digest(client_label, want_client_label)
+                    and hmac.compare_digest(server_label, want_server_label),
+                    "labels differ from the derived ones")
         client_key = hmac256(sp, client_label)
         server_key = hmac256(sp, server_label)
         ctx.server_ic = ic

@@ -181,7 +181,7 @@ impl Settings {
             host_key: dir.join(format!("{name}.hostkey")),
             groups: Group::ALL.to_vec(),
             ic: scram_dh::MIN_ITERATIONS,
-            max_ic: DEFAULT_MAX_IC,
+            max_ic: scram_dh::config::DEFAULT_MAX_IC,
             registration_open: true,
             ttl: Duration::from_secs(10),
             limits: Limits::default(),
@@ -191,8 +191,6 @@ impl Settings {
         }
     }
 }
-
-const DEFAULT_MAX_IC: u32 = 100_000;
 
 fn parse_groups(s: &str) -> Result<Vec<Group>> {
     s.split(',')
@@ -237,7 +235,7 @@ impl ServeArgs {
             return Err(usage("--groups must name at least one group"));
         }
         let ic = self.ic.or(file.ic).unwrap_or(scram_dh::MIN_ITERATIONS);
-        let max_ic = self.max_ic.or(file.max_ic).unwrap_or(DEFAULT_MAX_IC.max(ic));
+        let max_ic = self.max_ic.or(file.max_ic).unwrap_or(scram_dh::config::DEFAULT_MAX_IC.max(ic));
         if ic < scram_dh::MIN_ITERATIONS || max_ic < ic {
             return Err(usage(format!(
                 "--ic must be at least {} and at most --max-ic",
@@ -356,6 +354,8 @@ pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Server
     let mock = scram_dh::crypto::hmac(host_key.to_seed().as_ref(), &[b"scram-dh mock salt secret"]);
     let mut config = ServerConfig::new(host_key, mock);
     config.ic = settings.ic;
+    config.max_ic = settings.max_ic;
+    config.registration_open = settings.registration_open;
     config.groups = settings.groups.clone();
     config.session_ttl_ms = u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX);
     config
@@ -387,7 +387,8 @@ pub async fn build(
     // Half-open handshakes a peer may leave behind (each lives for the TTL).
     let sessions =
         MemorySessionStore::new(settings.max_sessions, settings.limits.max_handshakes_per_peer.max(1) * 4);
-    let engine = ServerEngine::new(server_config(settings, host_key), Arc::clone(&store), sessions)?;
+    // `open` reads the records' shapes, so unknown users' replies match them (M6).
+    let engine = ServerEngine::open(server_config(settings, host_key), Arc::clone(&store), sessions).await?;
     let service = KvService::with_limits(store, settings.kv.clone());
     Ok((Server::new(engine, service, settings.limits.clone()), fingerprint))
 }

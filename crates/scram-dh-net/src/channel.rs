@@ -176,10 +176,10 @@ impl<S> RecordLayer<S> {
         let Some(next) = self.send_seq.checked_add(1) else {
             return self.fail(RecordError::Bad("sequence numbers exhausted"));
         };
-        let sealed = seal(&self.send_key, self.send_seq, b"", plaintext);
-        if sealed.len() != plaintext.len() + TAG {
-            return self.fail(RecordError::Bad("sealing a record failed"));
-        }
+        let sealed = match seal(&self.send_key, self.send_seq, b"", plaintext) {
+            Ok(sealed) => sealed,
+            Err(_) => return self.fail(RecordError::Bad("sealing a record failed")),
+        };
         // At most 16384 + 16 bytes: always fits the u32 length prefix.
         let len = u32::try_from(sealed.len()).unwrap_or(u32::MAX);
         self.outbox.extend_from_slice(&len.to_be_bytes());

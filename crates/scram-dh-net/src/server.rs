@@ -55,6 +55,9 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// How often the engine's mock profile is rebuilt from the credential store.
+const MOCK_PROFILE_REFRESH: Duration = Duration::from_secs(300);
+
 /// Refused connections being told why, at most; past it they are closed at once.
 const MAX_LINGERING_REFUSALS: usize = 256;
 
@@ -95,10 +98,22 @@ where
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let lingering = Arc::new(AtomicUsize::new(0));
+        // Records changed by other means than in-band registration (passwd,
+        // imports, provisioning by another process) reach the mock profile here.
+        let mut refresh = tokio::time::interval(MOCK_PROFILE_REFRESH);
+        refresh.tick().await;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
+                _ = refresh.tick() => {
+                    let shared = Arc::clone(&self.shared);
+                    tasks.spawn(async move {
+                        if let Err(e) = shared.engine.refresh_mock_profile().await {
+                            warn!(error = %e, "refreshing the mock profile failed");
+                        }
+                    });
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, addr)) => {
                         let admission = &self.shared.admission;

@@ -65,7 +65,8 @@ pub struct KvLimits {
     pub max_total_bytes: usize,
     /// Salt lengths `passwd` accepts, bytes.
     pub passwd_salt_len: RangeInclusive<usize>,
-    /// Iteration counts `passwd` accepts (the server's bounds).
+    /// Iteration counts `passwd` accepts: the server's bounds (`ServerConfig::max_ic`),
+    /// so that unknown users' mock replies can look like any record (finding M6).
     pub passwd_ic: RangeInclusive<u32>,
 }
 
@@ -76,8 +77,8 @@ impl Default for KvLimits {
             max_value: 1024,
             max_entries_per_user: 128,
             max_total_bytes: 64 << 20,
-            passwd_salt_len: 16..=64,
-            passwd_ic: MIN_ITERATIONS..=100_000,
+            passwd_salt_len: scram_dh::config::SALT_LEN_RANGE,
+            passwd_ic: MIN_ITERATIONS..=scram_dh::config::DEFAULT_MAX_IC,
         }
     }
 }
