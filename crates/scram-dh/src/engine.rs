@@ -214,12 +214,18 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<()> {
-        let aad = key.to_key_string();
-        let sealed = seal_random(self.config.session_seal_key.expose(), rng, aad.as_bytes(), &state)?;
+        let expires_ms = now_ms.saturating_add(self.config.session_ttl_ms);
+        let aad = session_aad(key, expires_ms);
+        let sealed = seal_random(self.config.session_seal_key.expose(), rng, &aad, &state)?;
         drop(state);
+        // The expiry travels in the clear beside the seal and is bound into it, so
+        // whoever can write the store cannot revive a session past its TTL.
+        let mut blob = Vec::with_capacity(8 + sealed.len());
+        blob.extend_from_slice(&expires_ms.to_be_bytes());
+        blob.extend_from_slice(&sealed);
         insert_result(
             self.sessions
-                .insert(key, peer, SecretBytes::new(sealed), now_ms, self.config.session_ttl_ms)
+                .insert(key, peer, SecretBytes::new(blob), now_ms, self.config.session_ttl_ms)
                 .await?,
         )
     }
@@ -229,10 +235,15 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     async fn take_session(&self, phase: Phase, nonce: &str, now_ms: u64) -> Result<SecretBytes> {
         let combined = CombinedNonce::parse(nonce)?;
         let key = SessionKey::new(phase, &combined.client);
-        let sealed = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
-        let aad = key.to_key_string();
-        open_random(self.config.session_seal_key.expose(), aad.as_bytes(), &sealed)
-            .ok_or(Error::UnknownSession)
+        let blob = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
+        let (expiry, sealed) = blob.split_at_checked(8).ok_or(Error::UnknownSession)?;
+        let expires_ms = u64::from_be_bytes(expiry.try_into().map_err(|_| Error::UnknownSession)?);
+        let state = open_random(self.config.session_seal_key.expose(), &session_aad(&key, expires_ms), sealed)
+            .ok_or(Error::UnknownSession)?;
+        if expires_ms <= now_ms {
+            return Err(Error::UnknownSession);
+        }
+        Ok(state)
     }
 
     async fn registration_pairing<R: CryptoRng + Send + ?Sized>(
@@ -324,4 +335,12 @@ fn insert_result(answer: SessionInsert) -> Result<()> {
         SessionInsert::Exists => Err(Error::NonceReused),
         SessionInsert::Full => Err(Error::Busy),
     }
+}
+
+/// The associated data of a sealed session: its key and its expiry (SPEC 5).
+fn session_aad(key: &SessionKey, expires_ms: u64) -> Vec<u8> {
+    let mut aad = key.to_key_string().into_bytes();
+    aad.push(b'@');
+    aad.extend_from_slice(&expires_ms.to_be_bytes());
+    aad
 }

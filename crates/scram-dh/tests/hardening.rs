@@ -273,6 +273,35 @@ fn session_blob_moved_to_another_session_key_is_unknown_session() {
     state_three.finish(reply.into_auth_proof().unwrap()).unwrap();
 }
 
+/// Whoever can write the session store cannot revive a session past its TTL: the
+/// expiry is bound into the seal, so re-inserting a taken blob with a longer TTL,
+/// or with its expiry prefix rewritten, is refused.
+#[test]
+fn session_blob_revived_past_its_ttl_is_unknown_session() {
+    let mut crng = ChaCha20Rng::seed_from_u64(17);
+    let mut srng = ChaCha20Rng::seed_from_u64(18);
+    let e = engine(config(5), MemorySessionStore::default());
+    let cred = register(&e, &mut crng, &mut srng, "r");
+    let (a3, nonce, _) = until_a3(&e, &mut crng, &mut srng, "r", cred.secret());
+    let key = SessionKey::new(Phase::Authentication, &nonce);
+    let blob = block_on(e.sessions().take(&key, NOW)).unwrap().unwrap();
+    let late = NOW + 60_000;
+    let at = |now: u64, msg: &ClientMessage, srng: &mut ChaCha20Rng| {
+        block_on(e.handle_json(&msg.to_json(), "peer", now, srng))
+    };
+    // Put back as it was, with a long TTL in the store, and presented a minute later.
+    block_on(e.sessions().insert(&key, "peer", blob.clone(), late - 1, 3_600_000)).unwrap();
+    assert_eq!(code(&at(late, &a3, &mut srng)), Some(ErrorCode::UnknownSession));
+    // With the clear expiry rewritten to later: the seal no longer opens.
+    let mut moved = blob.clone();
+    moved[..8].copy_from_slice(&(late + 10_000).to_be_bytes());
+    block_on(e.sessions().insert(&key, "peer", moved, late - 1, 3_600_000)).unwrap();
+    assert_eq!(code(&at(late, &a3, &mut srng)), Some(ErrorCode::UnknownSession));
+    // Within its TTL the genuine blob still opens (so the refusals above are the expiry).
+    block_on(e.sessions().insert(&key, "peer", blob, NOW, 10_000)).unwrap();
+    assert!(matches!(at(NOW + 1, &a3, &mut srng), Outcome::Authenticated { .. }));
+}
+
 // ---------------------------------------------------------------- M2, capacity first
 
 /// Counts the bytes drawn from it: DH keygen, nonces and filler keys all draw, so
