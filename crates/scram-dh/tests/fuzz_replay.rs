@@ -39,7 +39,7 @@ fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn run(target: &str, f: fn(&[u8]), what: &str, data: &[u8]) {
+fn run(target: &str, f: &impl Fn(&[u8]), what: &str, data: &[u8]) {
     if let Err(e) = catch_unwind(AssertUnwindSafe(|| f(data))) {
         let msg = e
             .downcast_ref::<String>()
@@ -108,13 +108,13 @@ fn generate(rng: &mut ChaCha8Rng, corpus: &[Vec<u8>], max_len: usize) -> Vec<u8>
 }
 
 /// Replays the corpus and regressions of `target`, then `stream` generated inputs.
-fn replay(target: &str, f: fn(&[u8]), stream: usize, max_len: usize) -> Vec<Vec<u8>> {
+fn replay(target: &str, f: impl Fn(&[u8]), stream: usize, max_len: usize) -> Vec<Vec<u8>> {
     let started = Instant::now();
     let corpus = files(&fuzz_dir().join("corpus").join(target));
     let regressions = files(&fuzz_dir().join("regressions").join(target));
     assert!(!corpus.is_empty(), "no corpus for {target} in {}", fuzz_dir().display());
     for (name, data) in corpus.iter().chain(&regressions) {
-        run(target, f, name, data);
+        run(target, &f, name, data);
     }
     let seeds: Vec<Vec<u8>> = corpus.iter().chain(&regressions).map(|(_, d)| d.clone()).collect();
     let scale = std::env::var("SCRAM_DH_FUZZ_INPUTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize);
@@ -125,7 +125,7 @@ fn replay(target: &str, f: fn(&[u8]), stream: usize, max_len: usize) -> Vec<Vec<
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     for i in 0..stream * scale {
         let data = generate(&mut rng, &seeds, max_len);
-        run(target, f, &format!("generated input #{i}"), &data);
+        run(target, &f, &format!("generated input #{i}"), &data);
     }
     eprintln!(
         "{target}: {} corpus + {} regression inputs, {} generated, in {:.2?}",
@@ -162,22 +162,37 @@ fn text_fields() {
     replay("text_fields", targets::text_fields, 40_000, 256);
 }
 
+fn add(total: &mut targets::Stats, s: targets::Stats) {
+    total.ops += s.ops;
+    total.registered += s.registered;
+    total.authenticated += s.authenticated;
+    for (code, n) in s.refused {
+        *total.refused.entry(code).or_insert(0) += n;
+    }
+}
+
 #[test]
 fn server_state_machine() {
-    let seeds = replay("server_state_machine", targets::server_state_machine, 3000, 160);
-    // The corpus must reach the paths the invariants are about, or they prove nothing.
-    let mut total = targets::Stats::default();
+    let total = std::cell::RefCell::new(targets::Stats::default());
+    let seeds = replay(
+        "server_state_machine",
+        |data| {
+            let stats = targets::server_state_machine(data);
+            add(&mut total.borrow_mut(), stats);
+        },
+        2000,
+        160,
+    );
+    let all = total.into_inner();
+    // The corpus alone must reach the paths the invariants are about, or they prove nothing.
+    let mut corpus = targets::Stats::default();
     for data in &seeds {
-        let s = targets::run_state_machine(data);
-        total.ops += s.ops;
-        total.registered += s.registered;
-        total.authenticated += s.authenticated;
-        for (code, n) in s.refused {
-            *total.refused.entry(code).or_insert(0) += n;
-        }
+        add(&mut corpus, targets::server_state_machine(data));
     }
-    eprintln!("server_state_machine corpus reaches: {total:?}");
-    assert!(total.registered > 0 && total.authenticated > 0, "{total:?}");
+    eprintln!(
+        "server_state_machine, corpus only: {corpus:?}\nserver_state_machine, corpus and stream: {all:?}"
+    );
+    assert!(corpus.registered > 0 && corpus.authenticated > 0, "{corpus:?}");
     for code in [
         "unknown_session",
         "nonce_reused",
@@ -187,6 +202,7 @@ fn server_state_machine() {
         "authentication_failed",
         "invalid_message",
     ] {
-        assert!(total.refused.contains_key(code), "the corpus never reaches {code}: {total:?}");
+        assert!(corpus.refused.contains_key(code), "the corpus never reaches {code}: {corpus:?}");
     }
+    assert!(all.registered > corpus.registered && all.authenticated > corpus.authenticated, "{all:?}");
 }
