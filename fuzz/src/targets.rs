@@ -268,16 +268,20 @@ struct Machine {
     accepted_pairings: Vec<ClientMessage>,
     /// Every combined nonce the server handed out.
     nonces: Vec<String>,
+    /// The salt first sent to each unregistered name.
+    mock_salts: BTreeMap<String, Vec<u8>>,
     stats: Stats,
 }
 
 /// Interprets `data` as a program of operations ([`op`]) against one
 /// `ServerEngine` with memory stores, checking after each one that nothing
-/// panicked, every reply is a valid server message or a closed-set error, no
-/// replayed, swapped or mutated step completes a handshake, a final step without a
-/// live session is `unknown_session` (so each A3 and R3 is single use), genuine
-/// handshakes succeed exactly when they should, the credential store holds exactly
-/// the users that got R4 (each usable by a real client, checked at the end), and
+/// panicked; every reply is a valid server message or a closed-set error; no
+/// replayed, swapped or mutated step completes a handshake; a final step without a
+/// live session is `unknown_session` (so each R3 and A3 is single use); genuine
+/// handshakes succeed exactly when they should; R2 carries the server's ic and host
+/// key, and A2 a 32-byte salt and the server's ic for known and unknown users alike
+/// (an unknown user's mock salt the same every time); the credential store holds
+/// exactly the users that got R4, each usable by a real client (checked at the end);
 /// the session store never exceeds its caps. Returns what the run did.
 pub fn server_state_machine(data: &[u8]) -> Stats {
     let mut input = Input { data, pos: 0 };
@@ -468,6 +472,7 @@ impl Machine {
             sent: Vec::new(),
             accepted_pairings: Vec::new(),
             nonces: Vec::new(),
+            mock_salts: BTreeMap::new(),
             stats: Stats::default(),
         }
     }
@@ -759,10 +764,36 @@ impl Machine {
             Outcome::Continue(reply) => {
                 assert!(!live, "a pairing reusing a live client nonce was accepted");
                 assert!(!full, "a pairing was accepted past the session store's cap");
+                let config = self.pair.engine.config();
                 let nonce = match (&reply, phase) {
-                    (ServerMessage::RegistrationPairing(r), Phase::Registration) => r.nonce.clone(),
+                    (ServerMessage::RegistrationPairing(r), Phase::Registration) => {
+                        assert_eq!(r.salt.as_bytes().len(), 32, "R2: a 32-byte salt");
+                        assert_eq!(r.ic, config.ic, "R2: the server's iteration count");
+                        assert_eq!(r.host_key.as_bytes(), config.host_key.public_key(), "R2: the host key");
+                        r.nonce.clone()
+                    }
                     (ServerMessage::AuthPairing(r), Phase::Authentication) => {
                         assert_eq!(r.public_key.is_some(), channel, "A2 has a public key iff A1 had one");
+                        // SPEC 4: an unknown user's A2 looks like a known user's (same
+                        // salt length and ic) and is the same every time it is asked for.
+                        assert_eq!(r.ic, config.ic, "A2: every record here has the server's ic");
+                        assert_eq!(r.salt.as_bytes().len(), 32, "A2: known and unknown salts alike");
+                        match self.users.get(username) {
+                            Some(u) => {
+                                assert_eq!(r.salt.as_bytes(), u.credential.salt, "A2: the user's salt")
+                            }
+                            None => {
+                                let first = self
+                                    .mock_salts
+                                    .entry(username.to_owned())
+                                    .or_insert_with(|| r.salt.0.clone());
+                                assert_eq!(
+                                    r.salt.as_bytes(),
+                                    first.as_slice(),
+                                    "A2: a deterministic mock salt"
+                                );
+                            }
+                        }
                         r.nonce.clone()
                     }
                     _ => panic!("a pairing was answered with {}", reply.type_name()),
