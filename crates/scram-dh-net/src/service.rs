@@ -291,3 +291,74 @@ impl<C: CredentialStore + 'static> Service for KvService<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scram_dh::MemoryCredentialStore;
+
+    fn kv(limits: KvLimits) -> KvService<MemoryCredentialStore> {
+        KvService::with_limits(Arc::new(MemoryCredentialStore::default()), limits)
+    }
+
+    fn req(cmd: &str, args: &[&str]) -> Request {
+        Request { cmd: cmd.into(), args: args.iter().map(|s| (*s).to_owned()).collect() }
+    }
+
+    // M7: keys, values and entries per user are bounded, and so is the total.
+    #[tokio::test]
+    async fn m7_storage_is_bounded() {
+        let s = kv(KvLimits {
+            max_key: 8,
+            max_value: 16,
+            max_entries_per_user: 3,
+            max_total_bytes: 60,
+            ..KvLimits::default()
+        });
+        assert!(s.execute("a", req("set", &["k1", "v"])).await.is_ok());
+        assert!(s.execute("a", req("set", &["123456789", "v"])).await.unwrap_err().contains("key"));
+        assert!(s.execute("a", req("set", &["", "v"])).await.is_err(), "empty key");
+        assert!(s.execute("a", req("set", &["k2", &"x".repeat(17)])).await.unwrap_err().contains("value"));
+        s.execute("a", req("set", &["k2", "v"])).await.unwrap();
+        s.execute("a", req("set", &["k3", "v"])).await.unwrap();
+        assert!(s.execute("a", req("set", &["k4", "v"])).await.unwrap_err().contains("too many keys"));
+        // Overwriting an existing key is not a new entry.
+        s.execute("a", req("set", &["k3", "w"])).await.unwrap();
+        // The total across users: 3 * 3 bytes used by a; b may add until 60.
+        s.execute("b", req("set", &["k1", &"y".repeat(16)])).await.unwrap();
+        s.execute("b", req("set", &["k2", &"y".repeat(16)])).await.unwrap();
+        assert!(s.execute("b", req("set", &["k3", &"y".repeat(16)])).await.unwrap_err().contains("full"));
+        // Deleting gives the bytes back.
+        s.execute("b", req("del", &["k1"])).await.unwrap();
+        s.execute("b", req("set", &["k3", &"y".repeat(16)])).await.unwrap();
+        let d = s.data.lock().unwrap();
+        assert_eq!(
+            d.bytes,
+            d.users.values().flat_map(|m| m.iter()).map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        );
+    }
+
+    // M6: passwd takes only record shapes a mock reply can imitate.
+    #[tokio::test]
+    async fn m6_passwd_bounds_salt_and_ic() {
+        let s = kv(KvLimits { passwd_ic: MIN_ITERATIONS..=10_000, ..KvLimits::default() });
+        let key = STANDARD.encode([1u8; 32]);
+        let args = |salt: usize, ic: u32| {
+            vec![
+                STANDARD.encode(vec![7u8; salt]),
+                ic.to_string(),
+                key.clone(),
+                key.clone(),
+                "random".to_owned(),
+            ]
+        };
+        for (salt, ic, want) in [(15, 4096, "salt"), (65, 4096, "salt"), (32, 4095, "ic"), (32, 10_001, "ic")]
+        {
+            let e = passwd_record("u", &args(salt, ic), &s.limits).unwrap_err();
+            assert!(e.contains(want), "{salt} {ic}: {e}");
+        }
+        for (salt, ic) in [(16, 4096), (64, 10_000), (32, 8192)] {
+            passwd_record("u", &args(salt, ic), &s.limits).unwrap();
+        }
+    }
+}

@@ -238,8 +238,9 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         let blob = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
         let (expiry, sealed) = blob.split_at_checked(8).ok_or(Error::UnknownSession)?;
         let expires_ms = u64::from_be_bytes(expiry.try_into().map_err(|_| Error::UnknownSession)?);
-        let state = open_random(self.config.session_seal_key.expose(), &session_aad(&key, expires_ms), sealed)
-            .ok_or(Error::UnknownSession)?;
+        let state =
+            open_random(self.config.session_seal_key.expose(), &session_aad(&key, expires_ms), sealed)
+                .ok_or(Error::UnknownSession)?;
         if expires_ms <= now_ms {
             return Err(Error::UnknownSession);
         }
