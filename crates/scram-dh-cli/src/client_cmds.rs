@@ -10,7 +10,8 @@ use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Fingerprint, Group,
 use scram_dh_net::{HostKeyPolicy, KnownHosts, NetError, Reply, Request, SecureChannel};
 use tokio::net::TcpStream;
 
-use crate::paths::{config_dir, credential_path, write_secret_file};
+use crate::paths::{config_dir, credential_path, ensure_private_dirs, write_secret_file};
+use crate::term::escape;
 use crate::{ClientOpts, Exit, exit, usage};
 
 const DEFAULT_SERVER: &str = "127.0.0.1:7878";
@@ -150,6 +151,8 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
     let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
     let dir = config_dir(args.opts.config_dir.as_deref())?;
+    let path = credential_path(&dir, &server, &username);
+    ensure_private_dirs(&dir, &path)?;
     let known_hosts = KnownHosts::new(dir.join("known_hosts"));
     let policy = match &args.fingerprint {
         Some(fp) => HostKeyPolicy::Fingerprint(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
@@ -159,13 +162,12 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let config = ClientConfig { max_iterations: args.opts.max_iterations };
     let stream = connect(&server, args.opts.timeout).await?;
     let mut cred = timed(
-        args.opts.timeout.max(30),
+        args.opts.timeout,
         scram_dh_net::register(stream, &username, password, group, labels, &policy, config),
     )
     .await
     .map_err(|e| explain(e, &server, known_hosts.path()))?;
     cred.server = Some(server.clone());
-    let path = credential_path(&dir, &server, &username);
     write_secret_file(&path, cred.to_json().as_bytes())?;
     println!("registered {username} at {server}");
     println!("server host key {}", cred.host_key.map(|f| f.to_string()).unwrap_or_default());
@@ -179,7 +181,7 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
         .await?;
         let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
         let reply = call(channel, Request { cmd: "whoami".into(), args: vec![] }).await?;
-        println!("logged in as {} over an encrypted channel", reply.result.unwrap_or_default());
+        println!("logged in as {} over an encrypted channel", escape(&reply.result.unwrap_or_default()));
     }
     Ok(())
 }
@@ -255,10 +257,10 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     }
     let reply = call(channel, Request { cmd, args: words.collect() }).await?;
     if reply.ok {
-        println!("{}", reply.result.unwrap_or_default());
+        println!("{}", escape(&reply.result.unwrap_or_default()));
         Ok(())
     } else {
-        Err(anyhow!("server ({}): {}", reply.user, reply.error.unwrap_or_default()))
+        Err(anyhow!("server ({}): {}", escape(&reply.user), escape(&reply.error.unwrap_or_default())))
     }
 }
 
@@ -278,9 +280,9 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
     let reply = call(channel, request).await?;
     if !reply.ok {
         let _ = std::fs::remove_file(&pending);
-        return Err(anyhow!("server refused: {}", reply.error.unwrap_or_default()));
+        return Err(anyhow!("server refused: {}", escape(&reply.error.unwrap_or_default())));
     }
     std::fs::rename(&pending, &path).with_context(|| format!("saving {}", path.display()))?;
-    println!("password changed for {}; credential updated at {}", reply.user, path.display());
+    println!("password changed for {}; credential updated at {}", escape(&reply.user), path.display());
     Ok(())
 }
