@@ -90,9 +90,12 @@ impl Capture {
     }
 }
 
+/// A TCP flow: source address and port, destination address and port.
+type Flow = (Vec<u8>, u16, Vec<u8>, u16);
+
 /// The TCP payload of every flow (src, dst) in a pcap file, reassembled by sequence
 /// number, so a secret split across segments is still found.
-fn tcp_streams(pcap: &[u8]) -> HashMap<(Vec<u8>, u16, Vec<u8>, u16), Vec<u8>> {
+fn tcp_streams(pcap: &[u8]) -> HashMap<Flow, Vec<u8>> {
     let u32le = |b: &[u8]| u32::from_le_bytes(b[..4].try_into().unwrap());
     let u16be = |b: &[u8]| u16::from_be_bytes(b[..2].try_into().unwrap());
     let u32be = |b: &[u8]| u32::from_be_bytes(b[..4].try_into().unwrap());
