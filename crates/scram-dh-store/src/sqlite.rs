@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params};
-use scram_dh::record::{CredentialStore, Inserted, Labels, Record, StoreError};
+use scram_dh::record::{CredentialStore, Inserted, Labels, Record, RecordShape, RecordShapes, StoreError};
 use scram_dh::secret::{ServerKey, StoredKey};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
@@ -299,7 +299,36 @@ impl CredentialStore for SqliteCredentialStore {
         })
         .await
     }
+
+    async fn record_shapes(&self) -> Result<RecordShapes, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(SELECT_SHAPES).map_err(db("preparing a shape count"))?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                })
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(db("counting record shapes"))?;
+            let mut shapes = RecordShapes::new();
+            for (ic, salt_len, count) in rows {
+                let corrupt =
+                    || SqliteError::Corrupt { username: String::new(), what: "record shape out of range" };
+                let shape = RecordShape {
+                    ic: u32::try_from(ic).map_err(|_| corrupt())?,
+                    salt_len: usize::try_from(salt_len).map_err(|_| corrupt())?,
+                };
+                shapes.insert(shape, u64::try_from(count).map_err(|_| corrupt())?);
+            }
+            Ok(shapes)
+        })
+        .await
+    }
 }
+
+/// The histogram of record shapes in one aggregate query. `length()` of a BLOB is
+/// its size in bytes (of TEXT it would count characters; the schema keeps salts
+/// BLOBs).
+const SELECT_SHAPES: &str = "SELECT ic, length(salt), count(*) FROM users GROUP BY ic, length(salt)";
 
 /// `ic` and `created` as SQLite integers (i64).
 fn integer_fields(record: &Record) -> Result<(i64, i64), SqliteError> {

@@ -293,3 +293,32 @@ async fn debug_prints_the_path_only() {
     assert!(!shown.contains("alice"), "{shown}");
     assert_eq!(store.path(), db_path(&dir));
 }
+
+/// M6: the histogram of `(ic, salt length)` the mock replies imitate, from one
+/// GROUP BY, counting salt bytes (not characters) and agreeing with the memory store.
+#[tokio::test(flavor = "multi_thread")]
+async fn m6_record_shapes_histogram() {
+    use scram_dh::record::{RecordShape, RecordShapes};
+    let (_dir, store) = fresh().await;
+    assert!(store.record_shapes().await.unwrap().is_empty());
+    let memory = scram_dh::MemoryCredentialStore::default();
+    let mut n = 0u8;
+    for (ic, salt_len, count) in [(4096u32, 32usize, 3u8), (8192, 16, 2), (4096, 64, 1)] {
+        for _ in 0..count {
+            n += 1;
+            // 0xff bytes: not valid UTF-8, so a TEXT length would differ.
+            let r = Record { ic, salt: vec![0xff; salt_len], ..record(&format!("u{n}"), n) };
+            store.insert(&r).await.unwrap();
+            memory.insert(&r).await.unwrap();
+        }
+    }
+    let mut want = RecordShapes::new();
+    want.insert(RecordShape { ic: 4096, salt_len: 32 }, 3);
+    want.insert(RecordShape { ic: 8192, salt_len: 16 }, 2);
+    want.insert(RecordShape { ic: 4096, salt_len: 64 }, 1);
+    assert_eq!(store.record_shapes().await.unwrap(), want);
+    assert_eq!(memory.record_shapes().await.unwrap(), want);
+    store.delete("u1").await.unwrap();
+    want.insert(RecordShape { ic: 4096, salt_len: 32 }, 2);
+    assert_eq!(store.record_shapes().await.unwrap(), want);
+}

@@ -1,11 +1,12 @@
 //! Thin wrappers over the RustCrypto primitives the protocol uses (SPEC 2).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::error::{Error, Result};
 use crate::secret::{SaltedPassword, SymmetricKey};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -18,14 +19,30 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// HMAC-SHA-256 over the concatenation of `parts`.
 #[must_use]
-#[allow(clippy::expect_used)]
 pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hmac_into(key, parts, &mut out);
+    out
+}
+
+/// HMAC-SHA-256 of a secret value, written straight into a zeroizing buffer (no
+/// copy of it is left behind: finding F6).
+#[must_use]
+pub fn hmac_secret(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    hmac_into(key, parts, &mut out);
+    out
+}
+
+/// HMAC-SHA-256 over the concatenation of `parts`, into `out`.
+#[allow(clippy::expect_used)]
+pub fn hmac_into(key: &[u8], parts: &[&[u8]], out: &mut [u8; 32]) {
     // Invariant, not input validation: HMAC (RFC 2104) accepts keys of every length.
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
     for part in parts {
         mac.update(part);
     }
-    mac.finalize().into_bytes().into()
+    hmac::digest::FixedOutput::finalize_into(mac, out.into());
 }
 
 /// RFC 5802 `Hi(str, salt, i)`: PBKDF2-HMAC-SHA-256 with a 32-byte output.
@@ -36,15 +53,21 @@ pub fn hi(normalized_password: &[u8], salt: &[u8], ic: u32) -> SaltedPassword {
     SaltedPassword::from_bytes(*out)
 }
 
+/// HKDF-SHA-256 extract (`salt`, `ikm`) then expand (`info`) into `out`, which
+/// must be at most 8160 bytes (ours are 32 or 64).
+#[allow(clippy::expect_used)]
+pub fn hkdf_expand(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), ikm);
+    // Invariant: every caller asks for far less than HKDF-SHA-256's 8160-byte output
+    // limit. Never fall back to a default key.
+    hk.expand(info, out).expect("HKDF output length is within the limit");
+}
+
 /// HKDF-SHA-256 extract then expand into one 32-byte key.
 #[must_use]
-#[allow(clippy::expect_used)]
 pub fn hkdf_key(salt: &[u8], ikm: &[u8], info: &[u8]) -> SymmetricKey {
-    let hk = hkdf::Hkdf::<Sha256>::new(Some(salt), ikm);
     let mut out = Zeroizing::new([0u8; 32]);
-    // Invariant: 32 bytes is far below HKDF-SHA-256's 8160-byte output limit. Never fall
-    // back to a default key.
-    hk.expand(info, out.as_mut()).expect("32-byte HKDF output is within the limit");
+    hkdf_expand(salt, ikm, info, out.as_mut());
     SymmetricKey::from_bytes(*out)
 }
 
@@ -62,21 +85,74 @@ pub fn aead_nonce(i: u64) -> [u8; 12] {
     n
 }
 
+/// The cipher for `key`, built from a reference: no by-value copy of the key is
+/// left on the stack, and the cipher's own copy is wiped on drop (the crate's
+/// `zeroize` feature).
+fn cipher(key: &SymmetricKey) -> ChaCha20Poly1305 {
+    let key: &Key = key.expose().into();
+    ChaCha20Poly1305::new(key)
+}
+
 /// ChaCha20-Poly1305 seal: ciphertext with the 16-byte tag appended.
-#[must_use]
-pub fn seal(key: &SymmetricKey, seq: u64, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let cipher = ChaCha20Poly1305::new(&Key::from(*key.expose()));
+///
+/// # Errors
+/// [`Error::ServerError`] if the AEAD refuses (only for inputs over 256 GiB, which
+/// the framing rules out: an invariant, never an empty ciphertext).
+pub fn seal(key: &SymmetricKey, seq: u64, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let nonce = Nonce::from(aead_nonce(seq));
-    // Encryption fails only for inputs over 256 GiB; ours are bounded by the framing.
-    cipher.encrypt(&nonce, Payload { msg: plaintext, aad }).unwrap_or_default()
+    cipher(key)
+        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .map_err(|_| Error::ServerError("AEAD encryption failed".into()))
 }
 
 /// ChaCha20-Poly1305 open. `None` when the tag does not verify.
 #[must_use]
 pub fn open(key: &SymmetricKey, seq: u64, aad: &[u8], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    let cipher = ChaCha20Poly1305::new(&Key::from(*key.expose()));
     let nonce = Nonce::from(aead_nonce(seq));
-    cipher.decrypt(&nonce, Payload { msg: ciphertext, aad }).ok().map(Zeroizing::new)
+    cipher(key).decrypt(&nonce, Payload { msg: ciphertext, aad }).ok().map(Zeroizing::new)
+}
+
+/// Length of the random XChaCha20-Poly1305 nonce in front of a sealed blob.
+pub const XNONCE_LEN: usize = 24;
+
+/// XChaCha20-Poly1305 seal under a long-lived key with a random 24-byte nonce
+/// (random nonces are safe at this size): `nonce || ciphertext || tag`.
+///
+/// # Errors
+/// [`Error::ServerError`] if the AEAD refuses (an invariant, as for [`seal`]).
+pub fn seal_random<R: rand_core::CryptoRng + ?Sized>(
+    key: &[u8; 32],
+    rng: &mut R,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let key: &Key = key.into();
+    let cipher = XChaCha20Poly1305::new(key);
+    let mut nonce = [0u8; XNONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
+        .map_err(|_| Error::ServerError("AEAD encryption failed".into()))?;
+    let mut out = Vec::with_capacity(XNONCE_LEN + ct.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens what [`seal_random`] made. `None` when it is too short or the tag does
+/// not verify (tampered, another key, other associated data).
+#[must_use]
+pub fn open_random(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < XNONCE_LEN {
+        return None;
+    }
+    let (nonce, ct) = sealed.split_at(XNONCE_LEN);
+    let nonce: [u8; XNONCE_LEN] = nonce.try_into().ok()?;
+    let key: &Key = key.into();
+    XChaCha20Poly1305::new(key)
+        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad })
+        .ok()
+        .map(Zeroizing::new)
 }
 
 /// Appends `lp(x)`: a 4-byte big-endian length, then `x` (SPEC 7).
@@ -104,7 +180,7 @@ mod tests {
     #[test]
     fn aead_round_trip_and_tamper() {
         let key = SymmetricKey::from_bytes([7; 32]);
-        let ct = seal(&key, 3, b"aad", b"hello");
+        let ct = seal(&key, 3, b"aad", b"hello").unwrap();
         assert_eq!(ct.len(), 5 + 16);
         assert_eq!(open(&key, 3, b"aad", &ct).as_deref().map(Vec::as_slice), Some(&b"hello"[..]));
         assert!(open(&key, 4, b"aad", &ct).is_none(), "wrong sequence number");
@@ -112,6 +188,24 @@ mod tests {
         let mut bad = ct.clone();
         bad[0] ^= 1;
         assert!(open(&key, 3, b"aad", &bad).is_none(), "tampered ciphertext");
+    }
+
+    #[test]
+    fn random_nonce_seal_round_trip_and_tamper() {
+        use rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let key = [8u8; 32];
+        let a = seal_random(&key, &mut rng, b"k1", b"state").unwrap();
+        let b = seal_random(&key, &mut rng, b"k1", b"state").unwrap();
+        assert_eq!(a.len(), XNONCE_LEN + 5 + 16);
+        assert_ne!(a, b, "fresh nonce each time");
+        assert_eq!(open_random(&key, b"k1", &a).as_deref().map(Vec::as_slice), Some(&b"state"[..]));
+        assert!(open_random(&key, b"k2", &a).is_none(), "other associated data");
+        assert!(open_random(&[9u8; 32], b"k1", &a).is_none(), "other key");
+        let mut bad = a.clone();
+        bad[XNONCE_LEN + 1] ^= 1;
+        assert!(open_random(&key, b"k1", &bad).is_none(), "tampered");
+        assert!(open_random(&key, b"k1", &a[..10]).is_none(), "truncated");
     }
 
     #[test]

@@ -2,16 +2,27 @@
 //! what the TCP and HTTP fronts call for each client message. Still sans-IO
 //! (no sockets, no clock, no OS randomness): stores are traits, time and
 //! randomness are arguments.
+//!
+//! Order of work per step, cheapest refusal first (SPEC 5):
+//! - R1: registration open? → parse → session capacity probe → username free? →
+//!   DH → seal → insert.
+//! - A1: parse → session capacity probe → read record → (DH) → seal → insert.
+//! - R3/A3: take the session → open the seal → finish.
+
+use std::sync::{PoisonError, RwLock};
 
 use rand_core::CryptoRng;
 
 use crate::auth::server::{AuthRequest, Authenticated, PendingAuth};
 use crate::config::ServerConfig;
+use crate::crypto::{open_random, seal_random};
 use crate::error::{Error, Result};
 use crate::message::{ClientMessage, ServerMessage};
+use crate::mock::MockProfile;
 use crate::nonce::CombinedNonce;
-use crate::record::{CredentialStore, Inserted};
+use crate::record::{CredentialStore, Inserted, RecordShape};
 use crate::register::server::{PendingRegistration, RegistrationRequest};
+use crate::secret::SecretBytes;
 use crate::session::{Phase, SessionInsert, SessionKey, SessionStore};
 
 /// What a client message led to.
@@ -39,10 +50,21 @@ pub enum Outcome {
         reply: ServerMessage,
         /// The full error, for the server's own log (contains no secret).
         error: Error,
+        /// The account the failure concerns, when the message named a well-formed
+        /// username (R1/A1 after parsing) or the session state did (R3/A3);
+        /// `None` for parse failures and unknown sessions. Known and unknown
+        /// users alike: this is for per-account penalties, never for the peer.
+        username: Option<String>,
     },
 }
 
 impl Outcome {
+    /// A failure outcome: the peer's error message built from `error`.
+    #[must_use]
+    pub fn failed(error: Error, username: Option<String>) -> Self {
+        Self::Failed { reply: ServerMessage::error(&error), error, username }
+    }
+
     /// The message to send.
     #[must_use]
     pub fn reply(&self) -> &ServerMessage {
@@ -51,6 +73,18 @@ impl Outcome {
             Self::Registered { reply, .. }
             | Self::Authenticated { reply, .. }
             | Self::Failed { reply, .. } => reply,
+        }
+    }
+
+    /// The account this outcome concerns: the registered or authenticated user, or
+    /// a failure's `username`; `None` for `Continue`.
+    #[must_use]
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Self::Continue(_) => None,
+            Self::Registered { username, .. } => Some(username),
+            Self::Authenticated { auth, .. } => Some(auth.username()),
+            Self::Failed { username, .. } => username.as_deref(),
         }
     }
 }
@@ -63,16 +97,52 @@ pub struct ServerEngine<C, S> {
     config: ServerConfig,
     credentials: C,
     sessions: S,
+    mock_profile: RwLock<MockProfile>,
 }
 
 impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
-    /// A driver with these settings and stores.
+    /// A driver with these settings and stores, with an empty mock profile
+    /// (unknown users get the server's ic and 32-byte salts): call
+    /// [`refresh_mock_profile`](Self::refresh_mock_profile) before serving, or
+    /// use [`open`](Self::open).
     ///
     /// # Errors
     /// [`Error::ServerError`] when the settings are invalid.
     pub fn new(config: ServerConfig, credentials: C, sessions: S) -> Result<Self> {
         config.validate()?;
-        Ok(Self { config, credentials, sessions })
+        Ok(Self { config, credentials, sessions, mock_profile: RwLock::new(MockProfile::new()) })
+    }
+
+    /// [`new`](Self::new), then [`refresh_mock_profile`](Self::refresh_mock_profile).
+    ///
+    /// # Errors
+    /// [`Error::ServerError`] when the settings are invalid; [`Error::Store`] when
+    /// the credential store cannot be read.
+    pub async fn open(config: ServerConfig, credentials: C, sessions: S) -> Result<Self> {
+        let engine = Self::new(config, credentials, sessions)?;
+        engine.refresh_mock_profile().await?;
+        Ok(engine)
+    }
+
+    /// Rebuilds the mock profile from the credential store's record shapes, so
+    /// unknown users' replies (ic, salt length) follow the real records' mix
+    /// (finding M6). In-band registrations update it as they commit; call this at
+    /// start-up and after records are changed by other means (imports, password
+    /// changes, provisioning).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the credential store cannot be read.
+    pub async fn refresh_mock_profile(&self) -> Result<()> {
+        let shapes = self.credentials.record_shapes().await?;
+        let profile = MockProfile::from_shapes(&shapes);
+        *self.mock_profile.write().unwrap_or_else(PoisonError::into_inner) = profile;
+        Ok(())
+    }
+
+    /// A copy of the current mock profile.
+    #[must_use]
+    pub fn mock_profile(&self) -> MockProfile {
+        self.mock_profile.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The settings.
@@ -99,17 +169,20 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         now_ms: u64,
         rng: &mut R,
     ) -> Outcome {
+        let mut account = None;
         let result = match msg {
             ClientMessage::RegistrationPairing(m) => {
-                self.registration_pairing(&m, peer, now_ms, rng).await.map(Outcome::Continue)
+                self.registration_pairing(&m, peer, now_ms, rng, &mut account).await.map(Outcome::Continue)
             }
-            ClientMessage::RegistrationSendPassword(m) => self.registration_password(&m, now_ms, rng).await,
+            ClientMessage::RegistrationSendPassword(m) => {
+                self.registration_password(&m, now_ms, &mut account).await
+            }
             ClientMessage::AuthPairing(m) => {
-                self.auth_pairing(&m, peer, now_ms, rng).await.map(Outcome::Continue)
+                self.auth_pairing(&m, peer, now_ms, rng, &mut account).await.map(Outcome::Continue)
             }
-            ClientMessage::AuthClientProofGeneration(m) => self.auth_proof(&m, now_ms).await,
+            ClientMessage::AuthClientProofGeneration(m) => self.auth_proof(&m, now_ms, &mut account).await,
         };
-        result.unwrap_or_else(|error| Outcome::Failed { reply: ServerMessage::error(&error), error })
+        result.unwrap_or_else(|error| Outcome::failed(error, account))
     }
 
     /// Handles a raw JSON line; a parse failure is an `invalid_message` outcome.
@@ -122,33 +195,44 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     ) -> Outcome {
         match ClientMessage::from_json(text) {
             Ok(msg) => self.handle(msg, peer, now_ms, rng).await,
-            Err(error) => Outcome::Failed { reply: ServerMessage::error(&error), error },
+            Err(error) => Outcome::failed(error, None),
         }
     }
 
-    async fn store_session(
+    /// Refuses early, before any DH or keygen work, what the insert would refuse.
+    async fn probe_session(&self, key: &SessionKey, peer: &str, now_ms: u64) -> Result<()> {
+        insert_result(self.sessions.probe(key, peer, now_ms).await?)
+    }
+
+    /// Seals `state` under the server's key with the session key as associated
+    /// data (SPEC 5), then stores it.
+    async fn store_session<R: CryptoRng + Send + ?Sized>(
         &self,
         key: &SessionKey,
         peer: &str,
-        blob: crate::secret::SecretBytes,
+        state: SecretBytes,
         now_ms: u64,
+        rng: &mut R,
     ) -> Result<()> {
-        match self.sessions.insert(key, peer, blob, now_ms, self.config.session_ttl_ms).await? {
-            SessionInsert::Inserted => Ok(()),
-            SessionInsert::Exists => Err(Error::NonceReused),
-            SessionInsert::Full => Err(Error::Busy),
-        }
+        let aad = key.to_key_string();
+        let sealed = seal_random(self.config.session_seal_key.expose(), rng, aad.as_bytes(), &state)?;
+        drop(state);
+        insert_result(
+            self.sessions
+                .insert(key, peer, SecretBytes::new(sealed), now_ms, self.config.session_ttl_ms)
+                .await?,
+        )
     }
 
-    async fn take_session(
-        &self,
-        phase: Phase,
-        nonce: &str,
-        now_ms: u64,
-    ) -> Result<crate::secret::SecretBytes> {
+    /// Takes and opens a session. A blob that does not open (tampered, sealed
+    /// under another key, moved from another session key) is `unknown_session`.
+    async fn take_session(&self, phase: Phase, nonce: &str, now_ms: u64) -> Result<SecretBytes> {
         let combined = CombinedNonce::parse(nonce)?;
         let key = SessionKey::new(phase, &combined.client);
-        self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)
+        let sealed = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
+        let aad = key.to_key_string();
+        open_random(self.config.session_seal_key.expose(), aad.as_bytes(), &sealed)
+            .ok_or(Error::UnknownSession)
     }
 
     async fn registration_pairing<R: CryptoRng + Send + ?Sized>(
@@ -157,29 +241,38 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         peer: &str,
         now_ms: u64,
         rng: &mut R,
+        account: &mut Option<String>,
     ) -> Result<ServerMessage> {
+        if !self.config.registration_open {
+            return Err(Error::Unsupported("registration is closed on this server".into()));
+        }
         let req = RegistrationRequest::parse(msg, &self.config)?;
+        *account = Some(req.username().to_owned());
+        let key = req.session_key();
+        self.probe_session(&key, peer, now_ms).await?;
         // Cheap refusal before any DH work; the insert at R3 is the real guard.
         if self.credentials.read(req.username()).await?.is_some() {
             return Err(Error::UsernameTaken);
         }
-        let key = req.session_key();
         let (reply, pending) = req.respond(rng, &self.config)?;
-        self.store_session(&key, peer, pending.to_bytes(), now_ms).await?;
+        self.store_session(&key, peer, pending.to_bytes(), now_ms, rng).await?;
         Ok(ServerMessage::RegistrationPairing(reply))
     }
 
-    async fn registration_password<R: CryptoRng + Send + ?Sized>(
+    async fn registration_password(
         &self,
         msg: &crate::message::RegistrationSendPassword,
         now_ms: u64,
-        rng: &mut R,
+        account: &mut Option<String>,
     ) -> Result<Outcome> {
-        let blob = self.take_session(Phase::Registration, &msg.nonce, now_ms).await?;
-        let pending = PendingRegistration::from_bytes(&blob)?;
-        let received = pending.receive_password(rng, msg, now_ms / 1000)?;
+        let state = self.take_session(Phase::Registration, &msg.nonce, now_ms).await?;
+        let pending = PendingRegistration::from_bytes(&state)?;
+        *account = Some(pending.username().to_owned());
+        let received = pending.receive_password(msg, now_ms / 1000)?;
         match self.credentials.insert(received.record()).await? {
             Inserted::Inserted => {
+                let shape = RecordShape::of(received.record());
+                self.mock_profile.write().unwrap_or_else(PoisonError::into_inner).add(shape);
                 let username = received.record().username.clone();
                 Ok(Outcome::Registered {
                     reply: ServerMessage::RegistrationKeysGeneration(received.committed()),
@@ -196,19 +289,39 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         peer: &str,
         now_ms: u64,
         rng: &mut R,
+        account: &mut Option<String>,
     ) -> Result<ServerMessage> {
         let req = AuthRequest::parse(msg, &self.config)?;
-        let record = self.credentials.read(req.username()).await?;
+        *account = Some(req.username().to_owned());
         let key = req.session_key();
-        let (reply, pending) = req.continue_with(record, rng, &self.config)?;
-        self.store_session(&key, peer, pending.to_bytes(), now_ms).await?;
+        self.probe_session(&key, peer, now_ms).await?;
+        let record = self.credentials.read(req.username()).await?;
+        let (reply, pending) = {
+            let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
+            req.continue_with(record, rng, &self.config, &profile)?
+        };
+        self.store_session(&key, peer, pending.to_bytes(), now_ms, rng).await?;
         Ok(ServerMessage::AuthPairing(reply))
     }
 
-    async fn auth_proof(&self, msg: &crate::message::AuthClientProof, now_ms: u64) -> Result<Outcome> {
-        let blob = self.take_session(Phase::Authentication, &msg.nonce, now_ms).await?;
-        let pending = PendingAuth::from_bytes(&blob)?;
+    async fn auth_proof(
+        &self,
+        msg: &crate::message::AuthClientProof,
+        now_ms: u64,
+        account: &mut Option<String>,
+    ) -> Result<Outcome> {
+        let state = self.take_session(Phase::Authentication, &msg.nonce, now_ms).await?;
+        let pending = PendingAuth::from_bytes(&state)?;
+        *account = Some(pending.username().to_owned());
         let (proof, auth) = pending.receive_proof(msg)?;
         Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth })
+    }
+}
+
+fn insert_result(answer: SessionInsert) -> Result<()> {
+    match answer {
+        SessionInsert::Inserted => Ok(()),
+        SessionInsert::Exists => Err(Error::NonceReused),
+        SessionInsert::Full => Err(Error::Busy),
     }
 }

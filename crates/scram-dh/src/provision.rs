@@ -4,9 +4,10 @@
 
 use rand_core::CryptoRng;
 
-use crate::credential::{CREDENTIAL_FORMAT, ClientCredential, ClientKeys, MIN_ITERATIONS, salted_password};
+use crate::credential::{CREDENTIAL_FORMAT, ClientCredential};
 use crate::error::{Error, Result};
 use crate::hostkey::Fingerprint;
+use crate::keys::{ClientKeys, MIN_ITERATIONS, salted_password};
 use crate::record::{Labels, Record};
 use crate::secret::Password;
 
@@ -83,6 +84,7 @@ pub fn provision<R: CryptoRng + ?Sized>(
         server,
         host_key,
         password: (labels == Labels::Rfc).then_some(password),
+        unconfirmed: false,
     };
     Ok(Provisioned { record, bundle })
 }

@@ -3,7 +3,7 @@
 
 use core::fmt;
 use core::future::Future;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use base64::Engine as _;
@@ -94,12 +94,14 @@ impl Record {
     /// Only records with RFC labels let a PostgreSQL client log in with the password.
     #[must_use]
     pub fn to_postgres_verifier(&self) -> String {
+        use base64ct::Encoding as _;
+        // The keys through constant-time base64 (finding F7); the salt is public.
         format!(
             "SCRAM-SHA-256${}:{}${}:{}",
             self.ic,
             STANDARD.encode(&self.salt),
-            STANDARD.encode(self.stored_key.expose()),
-            STANDARD.encode(self.server_key.expose())
+            base64ct::Base64::encode_string(self.stored_key.expose()),
+            base64ct::Base64::encode_string(self.server_key.expose())
         )
     }
 
@@ -125,9 +127,14 @@ impl Record {
         if salt.is_empty() {
             return Err(bad());
         }
-        let decode32 = |s: &str| STANDARD.decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
-        let stored_key = StoredKey::from_bytes(decode32(stored).ok_or_else(bad)?);
-        let server_key = ServerKey::from_bytes(decode32(server).ok_or_else(bad)?);
+        let decode32 = |s: &str| {
+            use base64ct::Encoding as _;
+            let mut buf = zeroize::Zeroizing::new([0u8; 32]);
+            let n = base64ct::Base64::decode(s.as_bytes(), buf.as_mut()).ok()?.len();
+            (n == 32).then_some(buf)
+        };
+        let stored_key = StoredKey::from_bytes(*decode32(stored).ok_or_else(bad)?);
+        let server_key = ServerKey::from_bytes(*decode32(server).ok_or_else(bad)?);
         Ok(Self {
             username: crate::username::normalize(username)?,
             salt,
@@ -139,6 +146,26 @@ impl Record {
         })
     }
 }
+
+/// A record's public shape, as A2 shows it: iteration count and salt length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordShape {
+    /// Iteration count.
+    pub ic: u32,
+    /// Salt length in bytes.
+    pub salt_len: usize,
+}
+
+impl RecordShape {
+    /// The shape of `record`.
+    #[must_use]
+    pub fn of(record: &Record) -> Self {
+        Self { ic: record.ic, salt_len: record.salt.len() }
+    }
+}
+
+/// How many records have each shape.
+pub type RecordShapes = BTreeMap<RecordShape, u64>;
 
 /// A credential store failure (the backend is down, a constraint broke).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -173,6 +200,23 @@ pub trait CredentialStore: Send + Sync {
     fn delete(&self, username: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// All usernames, sorted.
     fn list(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// The histogram of record shapes `(ic, salt length) -> count`, which mock
+    /// replies for unknown users imitate (finding M6).
+    ///
+    /// The provided implementation reads every record; backends should answer it
+    /// with one aggregate query.
+    fn record_shapes(&self) -> impl Future<Output = Result<RecordShapes, StoreError>> + Send {
+        async move {
+            let mut shapes = RecordShapes::new();
+            for username in self.list().await? {
+                if let Some(record) = self.read(&username).await? {
+                    *shapes.entry(RecordShape::of(&record)).or_insert(0) += 1;
+                }
+            }
+            Ok(shapes)
+        }
+    }
 }
 
 /// An in-memory credential store, bounded in the number of records.
@@ -238,6 +282,14 @@ impl CredentialStore for MemoryCredentialStore {
         names.sort();
         Ok(names)
     }
+
+    async fn record_shapes(&self) -> Result<RecordShapes, StoreError> {
+        let mut shapes = RecordShapes::new();
+        for record in self.records.read().map_err(|_| Self::poisoned())?.values() {
+            *shapes.entry(RecordShape::of(record)).or_insert(0) += 1;
+        }
+        Ok(shapes)
+    }
 }
 
 impl<T: CredentialStore> CredentialStore for std::sync::Arc<T> {
@@ -255,5 +307,8 @@ impl<T: CredentialStore> CredentialStore for std::sync::Arc<T> {
     }
     fn list(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
         (**self).list()
+    }
+    fn record_shapes(&self) -> impl Future<Output = Result<RecordShapes, StoreError>> + Send {
+        (**self).record_shapes()
     }
 }

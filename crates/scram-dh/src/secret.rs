@@ -78,6 +78,11 @@ secret32!(
     /// A 32-byte symmetric key (per-direction channel and registration keys).
     SymmetricKey
 );
+secret32!(
+    /// The server-held key that seals session state before a session store sees
+    /// it (SPEC 5, "Sealed").
+    SessionSealKey
+);
 
 /// A password as the user typed it. Zeroized on drop, never printed.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

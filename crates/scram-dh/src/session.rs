@@ -66,8 +66,20 @@ pub enum SessionInsert {
     Full,
 }
 
-/// Storage for in-flight handshakes. Values are opaque, secret bytes.
+/// Storage for in-flight handshakes. Values are opaque bytes; the engine seals
+/// them before a store sees them (SPEC 5).
 pub trait SessionStore: Send + Sync {
+    /// Answers what [`insert`](Self::insert) would do now for `key` and `peer`
+    /// (`Exists`, `Full` or `Inserted`) without storing anything. Must be cheap:
+    /// the server asks before doing any DH work (SPEC 5, finding M2); the insert
+    /// afterwards remains the real guard.
+    fn probe(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send;
+
     /// Stores `value` under `key` unless a live session has it, until `now_ms + ttl_ms`.
     /// `peer` names the remote party for the per-peer cap.
     fn insert(
@@ -104,6 +116,24 @@ struct Inner {
 }
 
 impl Inner {
+    fn would_insert(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        max_sessions: usize,
+        max_per_peer: usize,
+    ) -> SessionInsert {
+        if self.map.contains_key(key) {
+            SessionInsert::Exists
+        } else if self.map.len() >= max_sessions
+            || self.per_peer.get(peer).copied().unwrap_or(0) >= max_per_peer
+        {
+            SessionInsert::Full
+        } else {
+            SessionInsert::Inserted
+        }
+    }
+
     fn remove(&mut self, key: &SessionKey) -> Option<Entry> {
         let entry = self.map.remove(key)?;
         self.by_expiry.remove(&(entry.expires_ms, entry.seq));
@@ -176,6 +206,12 @@ impl MemorySessionStore {
 }
 
 impl SessionStore for MemorySessionStore {
+    async fn probe(&self, key: &SessionKey, peer: &str, now_ms: u64) -> Result<SessionInsert, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| Self::poisoned())?;
+        inner.purge_expired(now_ms);
+        Ok(inner.would_insert(key, peer, self.max_sessions, self.max_per_peer))
+    }
+
     async fn insert(
         &self,
         key: &SessionKey,
@@ -186,13 +222,9 @@ impl SessionStore for MemorySessionStore {
     ) -> Result<SessionInsert, StoreError> {
         let mut inner = self.inner.lock().map_err(|_| Self::poisoned())?;
         inner.purge_expired(now_ms);
-        if inner.map.contains_key(key) {
-            return Ok(SessionInsert::Exists);
-        }
-        if inner.map.len() >= self.max_sessions
-            || inner.per_peer.get(peer).copied().unwrap_or(0) >= self.max_per_peer
-        {
-            return Ok(SessionInsert::Full);
+        match inner.would_insert(key, peer, self.max_sessions, self.max_per_peer) {
+            SessionInsert::Inserted => {}
+            refused => return Ok(refused),
         }
         inner.seq += 1;
         let seq = inner.seq;
@@ -211,6 +243,14 @@ impl SessionStore for MemorySessionStore {
 }
 
 impl<T: SessionStore> SessionStore for std::sync::Arc<T> {
+    fn probe(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<SessionInsert, StoreError>> + Send {
+        (**self).probe(key, peer, now_ms)
+    }
     fn insert(
         &self,
         key: &SessionKey,
@@ -299,6 +339,21 @@ mod tests {
             SessionInsert::Inserted
         );
         assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn probe_answers_like_insert_without_inserting() {
+        let s = MemorySessionStore::new(2, 1);
+        let (k1, k2, k3) =
+            (key(1, Phase::Registration), key(2, Phase::Registration), key(3, Phase::Registration));
+        assert_eq!(block(s.probe(&k1, "a", 0)).unwrap(), SessionInsert::Inserted);
+        assert!(s.is_empty(), "a probe stores nothing");
+        block(s.insert(&k1, "a", val(1), 0, 10)).unwrap();
+        assert_eq!(block(s.probe(&k1, "b", 0)).unwrap(), SessionInsert::Exists);
+        assert_eq!(block(s.probe(&k2, "a", 0)).unwrap(), SessionInsert::Full, "per peer");
+        block(s.insert(&k2, "b", val(1), 0, 10)).unwrap();
+        assert_eq!(block(s.probe(&k3, "c", 0)).unwrap(), SessionInsert::Full, "global");
+        assert_eq!(block(s.probe(&k3, "c", 10)).unwrap(), SessionInsert::Inserted, "after expiry");
     }
 
     #[test]

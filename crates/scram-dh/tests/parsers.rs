@@ -174,7 +174,8 @@ proptest! {
             scram_dh::ClientConfig::default()).unwrap();
         let ClientMessage::AuthPairing(a1) = step.message else { unreachable!() };
         let req = scram_dh::auth::server::AuthRequest::parse(&a1, pair.engine.config()).unwrap();
-        let (_, pending) = req.continue_with(None, &mut pair.server_rng, pair.engine.config()).unwrap();
+        let profile = scram_dh::mock::MockProfile::new();
+        let (_, pending) = req.continue_with(None, &mut pair.server_rng, pair.engine.config(), &profile).unwrap();
         let bytes = pending.to_bytes();
         prop_assert!(PendingAuth::from_bytes(&bytes).is_ok());
         let cut = cut.min(bytes.len().saturating_sub(1));

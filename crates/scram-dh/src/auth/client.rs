@@ -4,14 +4,15 @@ use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
 
 use super::{ChannelBinding, auth_message, session_keys};
-use crate::config::Step;
-use crate::credential::{ClientConfig, ClientKeys, ClientSecret, MIN_ITERATIONS, salted_password};
-use crate::crypto::{hmac, xor32};
+use crate::credential::ClientSecret;
+use crate::crypto::{hmac_secret, xor32};
 use crate::dh::{EphemeralSecret, Group, PublicKey};
 use crate::error::{Error, Result};
+use crate::keys::{ClientConfig, ClientKeys, MIN_ITERATIONS, salted_password};
 use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64, ClientMessage};
 use crate::nonce::{CombinedNonce, Nonce};
 use crate::secret::SessionKeys;
+use crate::step::Step;
 
 /// An authentication in progress: A1 has been produced.
 ///
@@ -126,19 +127,16 @@ impl AuthClient {
             (Some(_), None) => return Err(Error::invalid("server omitted the channel public key")),
         };
         let stored_key = keys.stored_key();
-        let client_signature = hmac(stored_key.expose(), &[am.as_bytes()]);
+        // ClientSignature and ServerSignature are secrets until sent or checked (F6).
+        let client_signature = hmac_secret(stored_key.expose(), &[am.as_bytes()]);
         let client_proof = xor32(keys.client_key.expose(), &client_signature);
-        let server_signature = hmac(keys.server_key.expose(), &[am.as_bytes()]);
+        let server_signature = hmac_secret(keys.server_key.expose(), &[am.as_bytes()]);
         let session_keys = z.map(|z| session_keys(&keys.client_key, &am, &z));
         let message = ClientMessage::AuthClientProofGeneration(AuthClientProof {
             client_proof: Base64(client_proof.to_vec()),
             nonce: reply.nonce,
         });
-        let state = AwaitingServerSignature {
-            username: self.username,
-            server_signature: zeroize::Zeroizing::new(server_signature),
-            session_keys,
-        };
+        let state = AwaitingServerSignature { username: self.username, server_signature, session_keys };
         Ok(Step { message, state })
     }
 }

@@ -84,8 +84,8 @@ pub(crate) fn session_keys(client_key: &ClientKey, auth_message: &str, z: &Share
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credential::ClientKeys;
     use crate::crypto::{hi, xor32};
+    use crate::keys::ClientKeys;
 
     // RFC 7677 section 3: user "user", password "pencil".
     #[test]

@@ -5,16 +5,18 @@
 
 use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{ChannelBinding, auth_message, session_keys};
 use crate::codec::{Reader, Writer};
 use crate::config::ServerConfig;
-use crate::crypto::{hmac, sha256, xor32};
+use crate::crypto::{hmac, hmac_secret, sha256, xor32};
 use crate::dh::{Group, PublicKey, SharedSecret};
 use crate::error::{Error, Result};
 use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64};
+use crate::mock::MockProfile;
 use crate::nonce::{CombinedNonce, Nonce};
-use crate::record::Record;
+use crate::record::{Labels, Record};
 use crate::secret::{ClientKey, SecretBytes, ServerKey, SessionKeys, StoredKey};
 use crate::session::{Phase, SessionKey};
 
@@ -56,8 +58,13 @@ impl AuthRequest {
     }
 
     /// Continues with the user's record, or `None` for an unknown user, which gets
-    /// a deterministic mock salt and a doomed proof check, answered exactly like a
-    /// wrong password at the last step.
+    /// a mock reply shaped like a real record (`profile`: ic and salt length drawn
+    /// from the real records, a deterministic salt) and a doomed proof check,
+    /// answered exactly like a wrong password at the last step.
+    ///
+    /// Both paths do the same work (finding L8): the mock shape, salt and filler
+    /// keys are computed and a full [`Record`] built whether or not the user exists;
+    /// the only difference is which record is kept.
     ///
     /// # Errors
     /// [`Error::InvalidPublicKey`] when the DH shared secret is degenerate.
@@ -66,20 +73,31 @@ impl AuthRequest {
         record: Option<Record>,
         rng: &mut R,
         config: &ServerConfig,
+        profile: &MockProfile,
     ) -> Result<(AuthPairingReply, PendingAuth)> {
-        let (salt, ic, stored_key, server_key, known) = match record {
-            Some(r) => (r.salt, r.ic, r.stored_key, r.server_key, true),
-            None => {
-                // HMAC of a server secret and the name: the same salt every time for
-                // a given unknown user, like a real one, and unlinkable across servers.
-                let salt = hmac(&config.mock_secret, &[b"scram-dh mock salt", self.username.as_bytes()]);
-                let mut k = [0u8; 32];
-                rng.fill_bytes(&mut k);
-                let stored = StoredKey::from_bytes(k);
-                rng.fill_bytes(&mut k);
-                (salt.to_vec(), config.ic, stored, ServerKey::from_bytes(k), false)
-            }
+        // The mock, always: an HMAC-derived shape and salt (the same every time for a
+        // given unknown name, unlinkable across servers) and random filler keys.
+        let shape = profile.shape_for(&config.mock_secret, &self.username, config.ic);
+        let mut filler = Zeroizing::new([0u8; 64]);
+        rng.fill_bytes(filler.as_mut());
+        let mut stored = [0u8; 32];
+        let mut server = [0u8; 32];
+        stored.copy_from_slice(&filler[..32]);
+        server.copy_from_slice(&filler[32..]);
+        let mock = Record {
+            username: self.username.clone(),
+            salt: MockProfile::salt_for(&config.mock_secret, &self.username, shape.salt_len),
+            ic: shape.ic,
+            stored_key: StoredKey::from_bytes(stored),
+            server_key: ServerKey::from_bytes(server),
+            created: 0,
+            labels: Labels::Random,
         };
+        stored.zeroize();
+        server.zeroize();
+        let known = record.is_some();
+        let record = record.unwrap_or(mock);
+        let Record { salt, ic, stored_key, server_key, .. } = record;
         let nonce = CombinedNonce { client: self.client_nonce, server: Nonce::random(rng) };
         let (server_public, channel) = match self.channel {
             None => (None, None),
@@ -125,6 +143,12 @@ pub struct PendingAuth {
 const STATE_VERSION: u8 = 0x41; // 'A'
 
 impl PendingAuth {
+    /// The username this authentication is for (known or not).
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Encodes the state for a session store.
     #[must_use]
     pub fn to_bytes(&self) -> SecretBytes {
@@ -203,7 +227,7 @@ impl PendingAuth {
             self.ic,
             cb.as_ref(),
         );
-        let client_signature = hmac(self.stored_key.expose(), &[am.as_bytes()]);
+        let client_signature = hmac_secret(self.stored_key.expose(), &[am.as_bytes()]);
         let client_key = ClientKey::from_bytes(xor32(&proof, &client_signature));
         let ok =
             sha256(client_key.expose()).ct_eq(self.stored_key.expose()) & Choice::from(u8::from(self.known));

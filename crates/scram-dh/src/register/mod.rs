@@ -11,6 +11,8 @@ pub mod server;
 
 use crate::crypto::{hkdf_pair, put_lp, sha256};
 use crate::dh::SharedSecret;
+use crate::keys::KeyLabels;
+use crate::record::Labels;
 use crate::secret::SymmetricKey;
 
 pub(crate) const INFO_C2S: &[u8] = b"scram-dh/1 registration c2s";
@@ -52,7 +54,13 @@ impl Transcript<'_> {
     }
 }
 
-/// `(k_c2s, k_s2c)` from `HKDF(salt = h, IKM = Z)`.
-pub(crate) fn registration_keys(h: &[u8; 32], z: &SharedSecret) -> (SymmetricKey, SymmetricKey) {
-    hkdf_pair(h, z.as_bytes(), INFO_C2S, INFO_S2C)
+/// `(k_c2s, k_s2c, labels)` from `PRK = HKDF-Extract(salt = h, IKM = Z)`: the two
+/// direction keys and the record's labels, which both sides compute (SPEC 7).
+pub(crate) fn registration_keys(
+    h: &[u8; 32],
+    z: &SharedSecret,
+    labels: Labels,
+) -> (SymmetricKey, SymmetricKey, KeyLabels) {
+    let (k_c2s, k_s2c) = hkdf_pair(h, z.as_bytes(), INFO_C2S, INFO_S2C);
+    (k_c2s, k_s2c, KeyLabels::registration(labels, h, z.as_bytes()))
 }

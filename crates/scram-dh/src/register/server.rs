@@ -8,10 +8,10 @@ use rand_core::CryptoRng;
 use super::{Transcript, registration_keys};
 use crate::codec::{Reader, Writer};
 use crate::config::ServerConfig;
-use crate::credential::ClientKeys;
 use crate::crypto::{open, seal};
 use crate::dh::{Group, PublicKey};
 use crate::error::{Error, Result};
+use crate::keys::{ClientKeys, KeyLabels};
 use crate::message::{
     Base64, RegistrationKeysGeneration, RegistrationPairing, RegistrationPairingReply,
     RegistrationSendPassword,
@@ -94,7 +94,7 @@ impl RegistrationRequest {
         .hash();
         let signature = config.host_key.sign(&h);
         let z = secret.diffie_hellman(&self.client_public)?;
-        let (k_c2s, k_s2c) = registration_keys(&h, &z);
+        let (k_c2s, k_s2c, key_labels) = registration_keys(&h, &z, self.labels);
         let reply = RegistrationPairingReply {
             salt: Base64(salt.to_vec()),
             ic: config.ic,
@@ -111,6 +111,7 @@ impl RegistrationRequest {
             h,
             k_c2s,
             k_s2c,
+            key_labels,
             nonce,
         };
         Ok((reply, pending))
@@ -127,12 +128,20 @@ pub struct PendingRegistration {
     h: [u8; 32],
     k_c2s: SymmetricKey,
     k_s2c: SymmetricKey,
+    key_labels: KeyLabels,
     nonce: CombinedNonce,
 }
 
-const STATE_VERSION: u8 = 0x52; // 'R'
+// 'r': the labels are part of the state since they are derived at R1 (SPEC 7).
+const STATE_VERSION: u8 = 0x72;
 
 impl PendingRegistration {
+    /// The username being registered.
+    #[must_use]
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
     /// Encodes the state for a session store.
     #[must_use]
     pub fn to_bytes(&self) -> SecretBytes {
@@ -144,6 +153,8 @@ impl PendingRegistration {
             .bytes(&self.h)
             .bytes(self.k_c2s.expose())
             .bytes(self.k_s2c.expose())
+            .bytes(self.key_labels.client_label())
+            .bytes(self.key_labels.server_label())
             .bytes(self.nonce.client.as_bytes())
             .bytes(self.nonce.server.as_bytes())
             .finish()
@@ -166,6 +177,10 @@ impl PendingRegistration {
             h: r.array32()?,
             k_c2s: SymmetricKey::from_bytes(r.array32()?),
             k_s2c: SymmetricKey::from_bytes(r.array32()?),
+            key_labels: KeyLabels::from_parts(
+                zeroize::Zeroizing::new(r.bytes()?.to_vec()),
+                zeroize::Zeroizing::new(r.bytes()?.to_vec()),
+            ),
             nonce: CombinedNonce {
                 client: Nonce::from_bytes(r.array32()?),
                 server: Nonce::from_bytes(r.array32()?),
@@ -175,28 +190,23 @@ impl PendingRegistration {
         Ok(out)
     }
 
-    /// Checks R3's nonce, decrypts the salted password, draws the labels and
-    /// derives the record. The session is consumed whatever the outcome.
+    /// Checks R3's nonce, decrypts the salted password and derives the record with
+    /// the labels fixed at R1 (SPEC 7). The session is consumed whatever the outcome.
     ///
     /// # Errors
-    /// [`Error::NonceMismatch`]; [`Error::Decryption`] for a tampered `secret_key`.
-    pub fn receive_password<R: CryptoRng + ?Sized>(
-        self,
-        rng: &mut R,
-        msg: &RegistrationSendPassword,
-        now_secs: u64,
-    ) -> Result<PasswordReceived> {
+    /// [`Error::NonceMismatch`]; [`Error::Decryption`] for a tampered `secret_key`;
+    /// [`Error::InvalidMessage`] when it does not hold 32 bytes.
+    pub fn receive_password(self, msg: &RegistrationSendPassword, now_secs: u64) -> Result<PasswordReceived> {
         self.nonce.check(&msg.nonce)?;
         let plain = open(&self.k_c2s, 0, &self.h, msg.secret_key.as_bytes())
             .ok_or(Error::Decryption("secret_key"))?;
         let salted = SaltedPassword::from_slice(&plain)
             .ok_or_else(|| Error::invalid("secret_key must hold 32 bytes"))?;
-        let (client_label, server_label) = crate::credential::draw_labels(rng, self.labels);
-        let keys = ClientKeys::derive(&salted, &client_label, &server_label);
+        let keys = ClientKeys::with_labels(&salted, &self.key_labels);
         let record = keys.record(&self.username, &self.salt, self.ic, now_secs, self.labels);
         let reply = RegistrationKeysGeneration {
-            secret_client_key: Base64(seal(&self.k_s2c, 0, &self.h, &client_label)),
-            secret_server_key: Base64(seal(&self.k_s2c, 1, &self.h, &server_label)),
+            secret_client_key: Base64(seal(&self.k_s2c, 0, &self.h, self.key_labels.client_label())?),
+            secret_server_key: Base64(seal(&self.k_s2c, 1, &self.h, self.key_labels.server_label())?),
             nonce: self.nonce.to_wire(),
         };
         Ok(PasswordReceived { record, reply })

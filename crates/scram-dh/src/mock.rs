@@ -1,0 +1,160 @@
+//! Mock replies for unknown users (SPEC 4 step 2, finding M6): an unknown user's
+//! A2 must look like a real user's, also after the server's iteration count was
+//! changed or records were imported. So its `(ic, salt length)` is drawn from the
+//! shapes of the real records, weighted by their counts, deterministically per
+//! username (HMAC of the server's mock secret), and its salt is a deterministic
+//! HMAC expansion of the same secret and the name.
+
+use std::collections::BTreeMap;
+
+use crate::crypto::hmac;
+use crate::record::RecordShape;
+
+/// The longest mock salt (and so the longest salt a shape may have to be imitated).
+pub const MAX_MOCK_SALT_LEN: usize = 64;
+
+const SALT_LABEL: &[u8] = b"scram-dh mock salt";
+const SHAPE_LABEL: &[u8] = b"scram-dh mock shape";
+
+/// The distribution of record shapes that unknown users' replies imitate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MockProfile {
+    /// Shapes in a fixed (sorted) order with their counts, all counts > 0.
+    shapes: Vec<(RecordShape, u64)>,
+    total: u64,
+}
+
+impl MockProfile {
+    /// An empty profile: unknown users get the server's own ic and 32-byte salts.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A profile from a store's histogram of `(ic, salt length) -> count`. Shapes no
+    /// mock can imitate (salt empty or over 64 bytes) are left out.
+    #[must_use]
+    pub fn from_shapes(shapes: &BTreeMap<RecordShape, u64>) -> Self {
+        let mut profile = Self::new();
+        for (&shape, &count) in shapes {
+            profile.add_n(shape, count);
+        }
+        profile
+    }
+
+    /// Counts one more record of `shape` (a registration just committed).
+    pub fn add(&mut self, shape: RecordShape) {
+        self.add_n(shape, 1);
+    }
+
+    fn add_n(&mut self, shape: RecordShape, count: u64) {
+        if count == 0 || shape.salt_len == 0 || shape.salt_len > MAX_MOCK_SALT_LEN {
+            return;
+        }
+        match self.shapes.binary_search_by(|(s, _)| s.cmp(&shape)) {
+            Ok(i) => self.shapes[i].1 = self.shapes[i].1.saturating_add(count),
+            Err(i) => self.shapes.insert(i, (shape, count)),
+        }
+        self.total = self.total.saturating_add(count);
+    }
+
+    /// The number of records the profile was built from.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The shape of `username`'s mock reply: drawn from the profile weighted by the
+    /// counts, with `HMAC(mock_secret, "scram-dh mock shape" || username)` as the
+    /// (deterministic) randomness; `(default_ic, 32)` when the profile is empty.
+    /// Every entry is visited whatever the outcome.
+    #[must_use]
+    pub fn shape_for(&self, mock_secret: &[u8; 32], username: &str, default_ic: u32) -> RecordShape {
+        let h = hmac(mock_secret, &[SHAPE_LABEL, username.as_bytes()]);
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&h[..8]);
+        // A uniform draw in 0..total by multiply-shift (bias < total / 2^64).
+        let target = ((u128::from(u64::from_be_bytes(x)) * u128::from(self.total)) >> 64) as u64;
+        let mut chosen = RecordShape { ic: default_ic, salt_len: 32 };
+        let mut cumulative = 0u64;
+        let mut found = false;
+        for &(shape, count) in &self.shapes {
+            cumulative = cumulative.saturating_add(count);
+            let hit = !found & (target < cumulative);
+            if hit {
+                chosen = shape;
+            }
+            found |= hit;
+        }
+        chosen
+    }
+
+    /// `username`'s mock salt: the first `len` bytes (at most 64) of
+    /// `T1 = HMAC(mock_secret, "scram-dh mock salt" || username)`,
+    /// `T2 = HMAC(mock_secret, T1 || "scram-dh mock salt" || 0x02)`. Both blocks are
+    /// always computed; `T1` alone is the 32-byte salt this server always gave.
+    #[must_use]
+    pub fn salt_for(mock_secret: &[u8; 32], username: &str, len: usize) -> Vec<u8> {
+        let t1 = hmac(mock_secret, &[SALT_LABEL, username.as_bytes()]);
+        let t2 = hmac(mock_secret, &[&t1, SALT_LABEL, &[2]]);
+        let mut out = Vec::with_capacity(MAX_MOCK_SALT_LEN);
+        out.extend_from_slice(&t1);
+        out.extend_from_slice(&t2);
+        out.truncate(len.min(MAX_MOCK_SALT_LEN));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(ic: u32, salt_len: usize) -> RecordShape {
+        RecordShape { ic, salt_len }
+    }
+
+    #[test]
+    fn empty_profile_gives_server_ic_and_32_bytes() {
+        let p = MockProfile::new();
+        assert_eq!(p.shape_for(&[1; 32], "x", 8192), shape(8192, 32));
+        assert_eq!(MockProfile::salt_for(&[1; 32], "x", 32), hmac(&[1; 32], &[SALT_LABEL, b"x"]).to_vec());
+    }
+
+    #[test]
+    fn salt_expansion_is_deterministic_prefix_closed_and_bounded() {
+        let a = MockProfile::salt_for(&[1; 32], "alice", 64);
+        assert_eq!(a.len(), 64);
+        assert_eq!(MockProfile::salt_for(&[1; 32], "alice", 16), a[..16]);
+        assert_eq!(MockProfile::salt_for(&[1; 32], "alice", 100).len(), 64);
+        assert_ne!(MockProfile::salt_for(&[1; 32], "bob", 64), a);
+        assert_ne!(MockProfile::salt_for(&[2; 32], "alice", 64), a);
+        assert_ne!(a[..32], a[32..]);
+    }
+
+    #[test]
+    fn shapes_follow_the_counts() {
+        let mut counts = BTreeMap::new();
+        counts.insert(shape(4096, 32), 3);
+        counts.insert(shape(8192, 16), 1);
+        counts.insert(shape(4096, 128), 50); // not imitable: left out
+        counts.insert(shape(4096, 0), 50);
+        let p = MockProfile::from_shapes(&counts);
+        assert_eq!(p.total(), 4);
+        let mut seen = BTreeMap::new();
+        for i in 0..4000 {
+            *seen.entry(p.shape_for(&[7; 32], &format!("u{i}"), 1)).or_insert(0u32) += 1;
+        }
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let big = seen[&shape(4096, 32)];
+        assert!((2800..3200).contains(&big), "about 3/4: {seen:?}");
+        // Deterministic per name.
+        assert_eq!(p.shape_for(&[7; 32], "u1", 1), p.shape_for(&[7; 32], "u1", 1));
+        // Incremental updates equal a rebuild.
+        let mut q = MockProfile::new();
+        for _ in 0..3 {
+            q.add(shape(4096, 32));
+        }
+        q.add(shape(8192, 16));
+        assert_eq!(p, q);
+    }
+}
