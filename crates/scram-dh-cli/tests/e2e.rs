@@ -676,3 +676,142 @@ fn l13_register_timeout_is_honoured() {
     let out = cli(&dir.path().join("client"), &["login", "tim", "--timeout", "0"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Where a [`cutting_relay`] cuts the first connection off.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// After R3 reached the server, before R4 reaches the client: the server
+    /// committed and the client never hears of it.
+    LoseR4,
+    /// After R2, before R3 leaves: the server never gets the password.
+    DropR3,
+}
+
+/// A relay to `upstream` that cuts its first connection's handshake at `cut` and
+/// passes every later connection through untouched.
+fn cutting_relay(upstream: String, cut: Cut) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (i, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { break };
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            if i > 0 {
+                let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c2, mut s2) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                continue;
+            }
+            let mut from_client = BufReader::new(client.try_clone().unwrap());
+            let mut from_server = BufReader::new(server.try_clone().unwrap());
+            let (mut to_client, mut to_server) = (client, server);
+            let mut line = String::new();
+            // R1 → server, R2 → client.
+            from_client.read_line(&mut line).unwrap();
+            to_server.write_all(line.as_bytes()).unwrap();
+            line.clear();
+            from_server.read_line(&mut line).unwrap();
+            to_client.write_all(line.as_bytes()).unwrap();
+            line.clear();
+            from_client.read_line(&mut line).unwrap();
+            if let Cut::LoseR4 = cut {
+                to_server.write_all(line.as_bytes()).unwrap();
+                line.clear();
+                // R4 arrives only after the commit; it is dropped here.
+                from_server.read_line(&mut line).unwrap();
+                assert!(line.contains("registration_keys_generation"), "{line}");
+            }
+            let _ = to_client.shutdown(std::net::Shutdown::Both);
+            let _ = to_server.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    addr
+}
+
+fn users(db: &Path) -> String {
+    ok(&Command::new(BIN).args(["users", "list", "--db"]).arg(db).output().unwrap())
+}
+
+fn read_credential(path: &Path) -> ClientCredential {
+    ClientCredential::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn register_no_login(config: &Path, server: &str, user: &str, password: &str) -> std::process::Output {
+    cli(
+        config,
+        &["register", user, "--server", server, "--group", "x25519", "--password-stdin", "--no-login"],
+        Some(password),
+    )
+}
+
+#[test]
+fn l10_lost_r4_is_recovered_by_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::LoseR4);
+    let client = dir.path().join("client");
+    let out = register_no_login(&client, &relay, "rita", "pw");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "the connection was cut: {err}");
+    assert!(err.contains("run `scram-dh register rita` again"), "{err}");
+    // The server committed; the client holds the credential, marked unconfirmed.
+    assert_eq!(users(&dir.path().join("server.db")), "rita\n");
+    let path = credential_path(&client, &relay, "rita");
+    assert!(read_credential(&path).unconfirmed);
+    assert_eq!(mode(&path), 0o600);
+    // `register` again recovers it instead of answering username_taken.
+    let out = ok(&register_no_login(&client, &relay, "rita", "pw"));
+    assert!(out.contains("recovered rita"), "{out}");
+    assert!(!read_credential(&path).unconfirmed);
+    assert!(std::fs::read_to_string(client.join("known_hosts")).unwrap().contains(&server.fingerprint));
+    assert_eq!(ok(&cli(&client, &["login", "rita", "--server", &relay], None)).trim(), "rita");
+    // Now confirmed: another `register` refuses instead of overwriting it.
+    let out = register_no_login(&client, &relay, "rita", "pw");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registered at"), "{out:?}");
+    assert_eq!(ok(&cli(&client, &["login", "rita", "--server", &relay], None)).trim(), "rita");
+}
+
+#[test]
+fn l10_first_login_confirms_an_unconfirmed_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::LoseR4);
+    let client = dir.path().join("client");
+    assert_eq!(register_no_login(&client, &relay, "sam", "pw").status.code(), Some(4));
+    let path = credential_path(&client, &relay, "sam");
+    assert!(read_credential(&path).unconfirmed);
+    assert_eq!(ok(&cli(&client, &["login", "sam", "--server", &relay, "-c", "whoami"], None)).trim(), "sam");
+    assert!(!read_credential(&path).unconfirmed, "a successful login confirms it");
+}
+
+#[test]
+fn l10_never_committed_registers_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::DropR3);
+    let client = dir.path().join("client");
+    assert_eq!(register_no_login(&client, &relay, "tia", "pw").status.code(), Some(4));
+    let path = credential_path(&client, &relay, "tia");
+    assert!(read_credential(&path).unconfirmed, "saved before R3");
+    assert_eq!(users(&dir.path().join("server.db")), "", "the server never got R3");
+    let old = read_credential(&path);
+    let out = ok(&register_no_login(&client, &relay, "tia", "pw2"));
+    assert!(out.contains("registered tia") && !out.contains("recovered"), "{out}");
+    let new = read_credential(&path);
+    assert!(!new.unconfirmed && new.salt != old.salt);
+    assert_eq!(ok(&cli(&client, &["login", "tia", "--server", &relay], None)).trim(), "tia");
+    // For anyone else the name is taken: username_taken, and nothing saved.
+    let other = dir.path().join("other");
+    let out = register_no_login(&other, &server.addr, "tia", "pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username_taken"), "{out:?}");
+    assert!(!credential_path(&other, &server.addr, "tia").exists(), "nothing is saved for a refused name");
+}
