@@ -13,7 +13,9 @@ use scram_dh_net::client::{RegisterOptions, register_with};
 use scram_dh_net::{HostKeyPolicy, KnownHosts, NetError, Reply, Request, SecureChannel};
 use tokio::net::TcpStream;
 
-use crate::paths::{config_dir, credential_path, ensure_private_dirs, write_secret_file};
+use crate::paths::{
+    config_dir, credential_path, ensure_private_dirs, tighten_private_file, write_secret_file,
+};
 use crate::term::escape;
 use crate::{ClientOpts, Exit, exit, usage};
 
@@ -157,6 +159,7 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let path = credential_path(&dir, &server, &username);
     ensure_private_dirs(&dir, &path)?;
     let known_hosts = KnownHosts::new(dir.join("known_hosts"));
+    tighten_private_file(known_hosts.path())?;
     let policy = match &args.fingerprint {
         Some(fp) => HostKeyPolicy::Fingerprint(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
         None => HostKeyPolicy::KnownHosts { file: known_hosts.clone(), server: server.clone() },
@@ -326,7 +329,14 @@ fn load_credential(
     let dir = config_dir(opts.config_dir.as_deref())?;
     let path = match file {
         Some(p) => p.clone(),
-        None => credential_path(&dir, opts.server.as_deref().unwrap_or(DEFAULT_SERVER), username),
+        None => {
+            let path = credential_path(&dir, opts.server.as_deref().unwrap_or(DEFAULT_SERVER), username);
+            // Config dirs left 0755 by older versions are tightened on use too (L14).
+            if path.exists() {
+                ensure_private_dirs(&dir, &path)?;
+            }
+            path
+        }
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
         usage(format!(
@@ -420,7 +430,9 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
         let _ = std::fs::remove_file(&pending);
         return Err(anyhow!("server refused: {}", escape(&reply.error.unwrap_or_default())));
     }
-    std::fs::rename(&pending, &path).with_context(|| format!("saving {}", path.display()))?;
+    // Atomic and durable (the directory is synced too); the pending copy then goes.
+    write_secret_file(&path, updated.to_json().as_bytes())?;
+    let _ = std::fs::remove_file(&pending);
     println!("password changed for {}; credential updated at {}", escape(&reply.user), path.display());
     Ok(())
 }

@@ -82,6 +82,26 @@ fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Tightens an existing file of ours to 0600 (a known_hosts file an older version
+/// or an editor left 0644); a missing file or someone else's is left alone.
+///
+/// # Errors
+/// When the file exists but cannot be read or changed.
+pub fn tighten_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_file() && mode & 0o077 != 0 && meta.uid() == rustix::process::geteuid().as_raw() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+            .with_context(|| format!("making {} private (chmod 600)", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Writes `data` to `path` with mode 0600, atomically, replacing any old file.
 /// The directory must exist (see [`ensure_private_dirs`]) or is created with the
 /// usual mode; its permissions are not changed here.

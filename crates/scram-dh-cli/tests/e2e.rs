@@ -519,6 +519,19 @@ fn l14_config_dirs_are_0700() {
     }
     assert_eq!(mode(&old.join("known_hosts")), 0o600, "known_hosts is rewritten 0600");
     assert!(std::fs::read_to_string(old.join("known_hosts")).unwrap().contains(&server.fingerprint));
+    // Loosened again: a login tightens the dirs, a register (server already
+    // pinned, so known_hosts is not rewritten) tightens known_hosts.
+    let dirs = [old.clone(), old.join("credentials"), cred.parent().unwrap().to_path_buf()];
+    for d in &dirs {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(old.join("known_hosts"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(ok(&cli(&old, &["login", "ben", "--server", &server.addr], None)).trim(), "ben");
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    register(&old, &server.addr, "cid", "pw", "random");
+    assert_eq!(mode(&old.join("known_hosts")), 0o600);
 }
 
 /// Runs the binary with file writes limited to 0 bytes (`ulimit -f 0`, SIGXFSZ
