@@ -212,3 +212,72 @@ fn create_host_key(path: &Path, no_clobber: bool) -> Result<HostKey> {
     tracing::info!(path = %path.display(), fingerprint = %key.fingerprint(), "created a new host key");
     Ok(key)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn l11_writes_are_whole_private_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.json");
+        write_secret_file(&f, b"one").unwrap();
+        write_secret_file(&f, b"two").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"two");
+        assert_eq!(mode(&f), 0o600);
+        let n = dir.path().join("new.cred");
+        create_secret_file_new(&n, b"bundle").unwrap();
+        let again = create_secret_file_new(&n, b"other").unwrap_err();
+        assert!(is_already_exists(&again), "{again:#}");
+        assert_eq!(std::fs::read(&n).unwrap(), b"bundle", "never overwritten");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn l11_host_key_created_once_and_an_empty_one_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.hostkey");
+        let first = load_or_create_host_key(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(load_or_create_host_key(&path).unwrap().fingerprint(), first.fingerprint());
+        // What an interrupted first start of an older version left.
+        std::fs::write(&path, b"").unwrap();
+        let replaced = load_or_create_host_key(&path).unwrap();
+        assert_ne!(replaced.fingerprint(), first.fingerprint());
+        assert_eq!(load_or_create_host_key(&path).unwrap().fingerprint(), replaced.fingerprint());
+        // A damaged key is refused, never replaced silently.
+        std::fs::write(&path, b"not base64!\n").unwrap();
+        assert!(format!("{:#}", load_or_create_host_key(&path).unwrap_err()).contains("not a host key"));
+        std::fs::write(&path, format!("{}\n", STANDARD.encode([7u8; 31]))).unwrap();
+        assert!(format!("{:#}", load_or_create_host_key(&path).unwrap_err()).contains("32 bytes"));
+    }
+
+    #[test]
+    fn l14_private_dirs() {
+        let base = tempfile::tempdir().unwrap();
+        let config = base.path().join("x").join("scram-dh");
+        let cred = credential_path(&config, "h:1", "u");
+        ensure_private_dirs(&config, &cred).unwrap();
+        assert_eq!(mode(&config), 0o700);
+        assert_eq!(mode(&config.join("credentials")), 0o700);
+        assert_eq!(mode(cred.parent().unwrap()), 0o700);
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o775)).unwrap();
+        ensure_private_dirs(&config, &cred).unwrap();
+        assert_eq!(mode(&config), 0o700, "an existing dir of ours is tightened");
+        assert!(ensure_private_dirs(&config, &base.path().join("elsewhere").join("f")).is_err());
+        let file = config.join("known_hosts");
+        std::fs::write(&file, "").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        tighten_private_file(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
+        tighten_private_file(&config.join("missing")).unwrap();
+    }
+}
