@@ -12,6 +12,7 @@ mod demo;
 mod paths;
 mod serve;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -149,7 +150,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("scram-dh: {}", render_error(&e));
+            // Not eprintln!: on a full disk a stderr redirected to a file fails, and
+            // the error must still end in its exit code, not a panic.
+            let _ = writeln!(std::io::stderr(), "scram-dh: {}", render_error(&e));
             ExitCode::from(exit_code(&e))
         }
     }

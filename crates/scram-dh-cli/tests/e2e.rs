@@ -566,6 +566,19 @@ fn l11_failed_writes_leave_no_partial_files() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the server cannot start without its host key: {err}");
     assert!(err.contains("host key") && err.contains("server.hostkey"), "{err}");
+    // Its stderr on the full disk too: the error cannot be printed, and the exit
+    // code still says "error", not "panic" (101).
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 0 || exit 99; exec "$0" "$@""#)
+        .arg(BIN)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    std::fs::remove_file(dir.path().join("stderr.log")).unwrap();
     assert!(
         !key.exists(),
         "no partial host key left ({} bytes)",
