@@ -1,6 +1,6 @@
 //! `register`, `login`, `passwd`: the client side over TCP.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -185,7 +185,10 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
             }
             return Ok(());
         }
-        eprintln!("scram-dh: the earlier registration of {username} never completed; registering afresh");
+        let _ = writeln!(
+            std::io::stderr(),
+            "scram-dh: the earlier registration of {username} never completed; registering afresh"
+        );
     }
 
     let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
