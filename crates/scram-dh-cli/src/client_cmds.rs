@@ -1,16 +1,22 @@
 //! `register`, `login`, `passwd`: the client side over TCP.
 
-use std::io::BufRead;
-use std::path::PathBuf;
+use std::io::{BufRead, Write as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Fingerprint, Group, Labels, Password};
+use scram_dh::{
+    ClientConfig, ClientCredential, ClientSecret, ErrorCode, Fingerprint, Group, Labels, Password,
+};
+use scram_dh_net::client::{RegisterOptions, register_with};
 use scram_dh_net::{HostKeyPolicy, KnownHosts, NetError, Reply, Request, SecureChannel};
 use tokio::net::TcpStream;
 
-use crate::paths::{config_dir, credential_path, write_secret_file};
+use crate::paths::{
+    config_dir, credential_path, ensure_private_dirs, tighten_private_file, write_secret_file,
+};
+use crate::term::escape;
 use crate::{ClientOpts, Exit, exit, usage};
 
 const DEFAULT_SERVER: &str = "127.0.0.1:7878";
@@ -150,37 +156,171 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
     let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
     let dir = config_dir(args.opts.config_dir.as_deref())?;
+    let path = credential_path(&dir, &server, &username);
+    ensure_private_dirs(&dir, &path)?;
     let known_hosts = KnownHosts::new(dir.join("known_hosts"));
+    tighten_private_file(known_hosts.path())?;
     let policy = match &args.fingerprint {
         Some(fp) => HostKeyPolicy::Fingerprint(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
         None => HostKeyPolicy::KnownHosts { file: known_hosts.clone(), server: server.clone() },
     };
-    let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
     let config = ClientConfig { max_iterations: args.opts.max_iterations };
+
+    // An earlier attempt that saved its provisional credential and then lost the
+    // connection (SPEC 7, L10): the server either committed it or never will.
+    if let Some(earlier) = unconfirmed_credential(&path, &username, &server)? {
+        if recover(&args.opts, &earlier, &server, config, &path).await? {
+            if let (HostKeyPolicy::KnownHosts { file, server }, Some(fp)) = (&policy, earlier.host_key)
+                && file.lookup(server)?.is_none()
+            {
+                file.add(server, &fp)?;
+            }
+            println!(
+                "recovered {username} at {server}: the earlier registration had completed on the server"
+            );
+            println!("server host key {}", earlier.host_key.map(|f| f.to_string()).unwrap_or_default());
+            println!("credential confirmed at {}", path.display());
+            if !args.no_login {
+                login_after_register(&args.opts, &earlier, &server, group, config).await?;
+            }
+            return Ok(());
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "scram-dh: the earlier registration of {username} never completed; registering afresh"
+        );
+    }
+
+    let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
     let stream = connect(&server, args.opts.timeout).await?;
-    let mut cred = timed(
-        args.opts.timeout.max(30),
-        scram_dh_net::register(stream, &username, password, group, labels, &policy, config),
-    )
-    .await
-    .map_err(|e| explain(e, &server, known_hosts.path()))?;
+    let options = RegisterOptions { group, labels, policy, config };
+    let saved = std::cell::Cell::new(false);
+    let save_provisional = |provisional: &ClientCredential| {
+        let mut provisional = provisional.clone();
+        provisional.server = Some(server.clone());
+        write_secret_file(&path, provisional.to_json().as_bytes())
+            .map_err(|e| NetError::Local(format!("saving the provisional credential: {e:#}")))?;
+        saved.set(true);
+        Ok(())
+    };
+    let result =
+        timed(args.opts.timeout, register_with(stream, &username, password, &options, save_provisional))
+            .await;
+    let mut cred = match result {
+        Ok(cred) => cred,
+        // The server answered R3 with an error: it committed nothing.
+        Err(e @ NetError::Protocol(scram_dh::Error::Peer { .. })) if saved.get() => {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            return Err(explain(e, &server, known_hosts.path()));
+        }
+        Err(e) if saved.get() => {
+            return Err(explain(e, &server, known_hosts.path()).context(format!(
+                "the registration of {username} was cut off after the password was sent, so the server \
+                 may hold it; the unconfirmed credential is kept at {}: run `scram-dh register {username}` \
+                 again to recover it (or to register afresh if the server never got it)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(explain(e, &server, known_hosts.path())),
+    };
     cred.server = Some(server.clone());
-    let path = credential_path(&dir, &server, &username);
+    cred.unconfirmed = false;
     write_secret_file(&path, cred.to_json().as_bytes())?;
     println!("registered {username} at {server}");
     println!("server host key {}", cred.host_key.map(|f| f.to_string()).unwrap_or_default());
     println!("credential saved to {}", path.display());
     if !args.no_login {
-        let stream = connect(&server, args.opts.timeout).await?;
-        let mut session = timed(
-            args.opts.timeout,
-            scram_dh_net::login(stream, &username, cred.secret(), Some(group), config),
-        )
-        .await?;
-        let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
-        let reply = call(channel, Request { cmd: "whoami".into(), args: vec![] }).await?;
-        println!("logged in as {} over an encrypted channel", reply.result.unwrap_or_default());
+        login_after_register(&args.opts, &cred, &server, group, config).await?;
     }
+    Ok(())
+}
+
+/// The unconfirmed credential left at `path` by an earlier `register`, if any. A
+/// confirmed one is never replaced by a new registration: the server would refuse
+/// the name anyway, and the file is the user's only way in.
+fn unconfirmed_credential(path: &Path, username: &str, server: &str) -> Result<Option<ClientCredential>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let cred = ClientCredential::from_json(&text).map_err(|e| {
+        usage(format!(
+            "{} exists and is not a credential ({e}); move it away to register again",
+            path.display()
+        ))
+    })?;
+    if cred.username != username {
+        return Err(usage(format!(
+            "{} holds a credential for {:?}, not {username:?}; move it away to register again",
+            path.display(),
+            cred.username
+        )));
+    }
+    if !cred.unconfirmed {
+        return Err(usage(format!(
+            "{username} is registered at {server} already, with the credential at {}; log in with \
+             `scram-dh login {username}`, or remove that file to register again",
+            path.display()
+        )));
+    }
+    Ok(Some(cred))
+}
+
+/// Logs in once with an unconfirmed credential. `true`: it works, and the file is
+/// rewritten confirmed. `false`: the server refused it (`authentication_failed`),
+/// so the earlier attempt never committed and the file is deleted. Anything else
+/// (no connection, a timeout) is an error and the file is kept.
+async fn recover(
+    opts: &ClientOpts,
+    cred: &ClientCredential,
+    server: &str,
+    config: ClientConfig,
+    path: &Path,
+) -> Result<bool> {
+    let stream = connect(server, opts.timeout).await?;
+    let attempt =
+        timed(opts.timeout, scram_dh_net::login(stream, &cred.username, cred.secret(), None, config));
+    match attempt.await {
+        Ok(_) => {
+            confirm(cred, path)?;
+            Ok(true)
+        }
+        Err(NetError::Protocol(scram_dh::Error::Peer { code: ErrorCode::AuthenticationFailed, .. })) => {
+            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+            Ok(false)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "checking the unconfirmed credential at {} with the server (kept for another try)",
+            path.display()
+        ))),
+    }
+}
+
+/// Rewrites an unconfirmed credential confirmed (after a successful login with it).
+fn confirm(cred: &ClientCredential, path: &Path) -> Result<()> {
+    if cred.unconfirmed {
+        let confirmed = ClientCredential { unconfirmed: false, ..cred.clone() };
+        write_secret_file(path, confirmed.to_json().as_bytes())
+            .with_context(|| format!("marking the credential at {} confirmed", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn login_after_register(
+    opts: &ClientOpts,
+    cred: &ClientCredential,
+    server: &str,
+    group: Group,
+    config: ClientConfig,
+) -> Result<()> {
+    let stream = connect(server, opts.timeout).await?;
+    let mut session =
+        timed(opts.timeout, scram_dh_net::login(stream, &cred.username, cred.secret(), Some(group), config))
+            .await?;
+    let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
+    let reply = call(channel, Request { cmd: "whoami".into(), args: vec![] }).await?;
+    println!("logged in as {} over an encrypted channel", escape(&reply.result.unwrap_or_default()));
     Ok(())
 }
 
@@ -192,7 +332,14 @@ fn load_credential(
     let dir = config_dir(opts.config_dir.as_deref())?;
     let path = match file {
         Some(p) => p.clone(),
-        None => credential_path(&dir, opts.server.as_deref().unwrap_or(DEFAULT_SERVER), username),
+        None => {
+            let path = credential_path(&dir, opts.server.as_deref().unwrap_or(DEFAULT_SERVER), username);
+            // Config dirs left 0755 by older versions are tightened on use too (L14).
+            if path.exists() {
+                ensure_private_dirs(&dir, &path)?;
+            }
+            path
+        }
     };
     let text = std::fs::read_to_string(&path).map_err(|e| {
         usage(format!(
@@ -236,16 +383,19 @@ async fn open(
 
 pub async fn login(args: LoginArgs) -> Result<()> {
     crate::init_logging("warn", false);
-    let (cred, _, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+    let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
     if args.no_channel {
         if args.command.is_some() {
             return Err(usage("--command needs the encrypted channel; drop --no-channel"));
         }
         let session = open(&args.opts, &cred, &server, None).await?;
+        confirm(&cred, &path)?;
         println!("authenticated as {} at {server} (no channel)", session.username);
         return Ok(());
     }
     let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
+    // The first login with a provisional credential (L10) confirms it.
+    confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
     let line = args.command.unwrap_or_else(|| "whoami".into());
     let mut words = line.split_whitespace().map(str::to_owned);
@@ -255,10 +405,10 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     }
     let reply = call(channel, Request { cmd, args: words.collect() }).await?;
     if reply.ok {
-        println!("{}", reply.result.unwrap_or_default());
+        println!("{}", escape(&reply.result.unwrap_or_default()));
         Ok(())
     } else {
-        Err(anyhow!("server ({}): {}", reply.user, reply.error.unwrap_or_default()))
+        Err(anyhow!("server ({}): {}", escape(&reply.user), escape(&reply.error.unwrap_or_default())))
     }
 }
 
@@ -268,9 +418,12 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
     let new_password =
         read_password(args.password_stdin, &format!("New password for {}: ", cred.username), true)?;
     let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
+    confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
-    let (request, updated) =
+    let (request, mut updated) =
         scram_dh_net::passwd_request(&mut rand_core::UnwrapErr(getrandom::SysRng), &cred, &new_password)?;
+    // Installed only once the server says so, below.
+    updated.unconfirmed = false;
     // Keep the new credential on disk before the server switches, so a crash in
     // between never leaves the user with neither.
     let pending = path.with_extension("json.new");
@@ -278,9 +431,11 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
     let reply = call(channel, request).await?;
     if !reply.ok {
         let _ = std::fs::remove_file(&pending);
-        return Err(anyhow!("server refused: {}", reply.error.unwrap_or_default()));
+        return Err(anyhow!("server refused: {}", escape(&reply.error.unwrap_or_default())));
     }
-    std::fs::rename(&pending, &path).with_context(|| format!("saving {}", path.display()))?;
-    println!("password changed for {}; credential updated at {}", reply.user, path.display());
+    // Atomic and durable (the directory is synced too); the pending copy then goes.
+    write_secret_file(&path, updated.to_json().as_bytes())?;
+    let _ = std::fs::remove_file(&pending);
+    println!("password changed for {}; credential updated at {}", escape(&reply.user), path.display());
     Ok(())
 }

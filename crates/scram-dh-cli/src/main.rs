@@ -12,6 +12,7 @@ mod demo;
 mod paths;
 mod serve;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,8 +56,8 @@ pub struct ClientOpts {
     /// Directory for credentials and known_hosts (default: ~/.config/scram-dh).
     #[arg(long, env = "SCRAM_DH_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
-    /// Connection timeout in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for the server: to connect, and for each whole exchange.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Refuse server iteration counts above this.
     #[arg(long, default_value_t = scram_dh::credential::DEFAULT_MAX_ITERATIONS)]
@@ -149,8 +150,55 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("scram-dh: {e:#}");
+            // Not eprintln!: on a full disk a stderr redirected to a file fails, and
+            // the error must still end in its exit code, not a panic.
+            let _ = writeln!(std::io::stderr(), "scram-dh: {}", render_error(&e));
             ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The error chain as `outer: inner: ...`, with every message escaped by
+/// [`term::escape`] except our own [`Exit`] texts (built from escaped parts, and
+/// allowed several lines): a server's error message must not reach the terminal raw.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        match cause.downcast_ref::<Exit>() {
+            Some(x) => out.push_str(&x.message),
+            None => out.push_str(&term::escape(&cause.to_string())),
+        }
+    }
+    out
+}
+
+/// Showing peer-controlled text on a terminal.
+/// Peer text on the terminal (finding L12): every string a server sends (error
+/// messages, reply users, results, errors) goes through the same escaping as the
+/// server's logs before it is printed.
+pub mod term {
+    pub use scram_dh_net::log::escape;
+
+    #[cfg(test)]
+    mod tests {
+        use super::escape;
+
+        #[test]
+        fn l12_peer_text_is_escaped() {
+            assert_eq!(escape("plain text, ünïcode"), "plain text, ünïcode");
+            assert_eq!(
+                escape("\u{1b}[31mred\nINFO forged\r\tx\u{7f}\u{0}"),
+                "\\x1b[31mred\\nINFO forged\\r\\tx\\x7f\\x00"
+            );
+            assert_eq!(escape("\u{9b}2J \u{202e}abc \u{2028}"), "\\u{9b}2J \\u{202e}abc \\u{2028}");
+            assert_eq!(escape("a\\x1b"), "a\\\\x1b", "a literal backslash cannot pass for an escape");
+            for c in (0u32..0x110000).filter_map(char::from_u32) {
+                let e = escape(c.encode_utf8(&mut [0; 4])).into_owned();
+                assert!(!e.chars().any(|c| c.is_control()), "{c:?} -> {e:?}");
+            }
         }
     }
 }

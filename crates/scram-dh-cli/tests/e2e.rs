@@ -3,119 +3,17 @@
 //! needs many clients at once).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use common::{BIN, Server, assert_absent, canary, cli, credential_path, ok, register};
 use scram_dh::{ClientConfig, ClientCredential, ClientSecret, ErrorCode, Group, Labels, Password};
 use scram_dh_net::{HostKeyPolicy, KnownHosts, NetError};
-
-const BIN: &str = env!("CARGO_BIN_EXE_scram-dh");
-
-struct Server {
-    child: Child,
-    addr: String,
-    fingerprint: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, listen: &str) -> Self {
-        let log = dir.join(format!("server-{}.log", std::process::id() ^ rand_u32()));
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--db"])
-            .arg(dir.join("server.db"))
-            .args(["--registrations-per-sec", "1000", "--registration-burst", "1000"])
-            .args(["--max-handshakes-per-peer", "500", "--max-handshakes", "1000"])
-            .args(["--max-connections-per-peer", "500", "--dh-per-sec", "1000", "--dh-burst", "1000"])
-            .env("RUST_LOG", "trace")
-            .env_remove("SCRAM_DH_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        // "listening on 127.0.0.1:PORT host key SHA256:..."
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(
-            line.starts_with("listening on "),
-            "server said: {line:?}\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        Self { addr: words[2].to_owned(), fingerprint: words[5].to_owned(), child, log }
-    }
-
-    /// SIGTERM and wait: a graceful shutdown must exit 0.
-    fn stop(mut self) -> String {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "server exit status {exit:?}");
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    getrandom::fill(&mut b).unwrap();
-    u32::from_le_bytes(b)
-}
-
-fn canary() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).unwrap();
-    format!("canary-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-}
-
-fn cli(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config-dir")
-        .arg(config)
-        .env_remove("SCRAM_DH_SERVER")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-        input.write_all(b"\n").unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn register(config: &Path, server: &str, user: &str, password: &str, labels: &str) -> String {
-    ok(&cli(
-        config,
-        &["register", user, "--server", server, "--group", "x25519", "--labels", labels, "--password-stdin"],
-        Some(password),
-    ))
-}
 
 #[test]
 fn register_login_commands_restart_and_wrong_credentials() {
@@ -138,7 +36,7 @@ fn register_login_commands_restart_and_wrong_credentials() {
     assert!(out.contains("registered carol"));
 
     // Credential files are private.
-    let cred = scram_dh_cli_paths::credential(&client, &addr, "alice");
+    let cred = credential_path(&client, &addr, "alice");
     assert_eq!(std::fs::metadata(&cred).unwrap().permissions().mode() & 0o777, 0o600);
 
     // Commands over the channel, each reply naming the user.
@@ -223,18 +121,6 @@ fn register_login_commands_restart_and_wrong_credentials() {
     assert_eq!(ok(&cli(&client, &["login", "alice", "--server", &addr], None)).trim(), "alice");
     drop(server);
 }
-
-mod scram_dh_cli_paths {
-    use std::path::{Path, PathBuf};
-    pub fn credential(config: &Path, server: &str, user: &str) -> PathBuf {
-        let safe: String = server
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "-_.@".contains(c) { c } else { '_' })
-            .collect();
-        config.join("credentials").join(safe).join(format!("{user}.json"))
-    }
-}
-use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn provision_then_login_with_bundle_and_users_admin() {
@@ -372,29 +258,6 @@ fn recording_relay(upstream: String) -> (String, Arc<Mutex<Vec<u8>>>) {
     (addr, seen)
 }
 
-fn encodings(secret: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let b = secret.as_bytes();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    vec![
-        ("raw", b.to_vec()),
-        ("hex", hex.clone().into_bytes()),
-        ("HEX", hex.to_uppercase().into_bytes()),
-        ("base64", STANDARD.encode(b).into_bytes()),
-        ("base64-nopad", STANDARD_NO_PAD.encode(b).into_bytes()),
-        ("base64url", URL_SAFE.encode(b).into_bytes()),
-        ("base64url-nopad", URL_SAFE_NO_PAD.encode(b).into_bytes()),
-    ]
-}
-
-fn assert_absent(what: &str, haystack: &[u8], secret: &str) {
-    for (name, needle) in encodings(secret) {
-        assert!(
-            !haystack.windows(needle.len()).any(|w| w == needle.as_slice()),
-            "password ({name}) found in {what}"
-        );
-    }
-}
-
 #[test]
 fn password_canary_never_leaves_the_client() {
     let dir = tempfile::tempdir().unwrap();
@@ -432,7 +295,7 @@ fn passwd_replaces_the_credential() {
     let client = dir.path().join("client");
     let server = Server::start(dir.path(), "127.0.0.1:0");
     register(&client, &server.addr, "kate", "old-pw", "rfc");
-    let path = scram_dh_cli_paths::credential(&client, &server.addr, "kate");
+    let path = credential_path(&client, &server.addr, "kate");
     let old = dir.path().join("old.cred");
     std::fs::copy(&path, &old).unwrap();
     let out =
@@ -581,7 +444,7 @@ fn config_file_and_environment() {
         Some("pw"),
     ));
     let cred = ClientCredential::from_json(
-        &std::fs::read_to_string(scram_dh_cli_paths::credential(&client, &addr, "lee")).unwrap(),
+        &std::fs::read_to_string(credential_path(&client, &addr, "lee")).unwrap(),
     )
     .unwrap();
     assert_eq!(cred.ic, 5000, "ic from the config file");
@@ -610,4 +473,371 @@ fn load_generator_runs_bounded() {
         .output()
         .unwrap();
     assert!(ok(&out).contains("mode register"));
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+/// Files in `dir` (not recursive) whose name marks them as temporaries.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.') || n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn l14_config_dirs_are_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    // A fresh config dir: created private, all the way down.
+    let fresh = dir.path().join("fresh").join("scram-dh");
+    register(&fresh, &server.addr, "ana", "pw", "random");
+    let cred = credential_path(&fresh, &server.addr, "ana");
+    for d in [&fresh, &fresh.join("credentials"), &cred.parent().unwrap().to_path_buf()] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    assert_eq!(mode(&cred), 0o600);
+    assert_eq!(mode(&fresh.join("known_hosts")), 0o600);
+    // An existing, too open config dir of ours (as older versions left it) is tightened.
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(old.join("credentials")).unwrap();
+    for d in [&old, &old.join("credentials")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(old.join("known_hosts"), "").unwrap();
+    std::fs::set_permissions(old.join("known_hosts"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    register(&old, &server.addr, "ben", "pw", "rfc");
+    let cred = credential_path(&old, &server.addr, "ben");
+    for d in [&old, &old.join("credentials"), &cred.parent().unwrap().to_path_buf()] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    assert_eq!(mode(&old.join("known_hosts")), 0o600, "known_hosts is rewritten 0600");
+    assert!(std::fs::read_to_string(old.join("known_hosts")).unwrap().contains(&server.fingerprint));
+    // Loosened again: a login tightens the dirs, a register (server already
+    // pinned, so known_hosts is not rewritten) tightens known_hosts.
+    let dirs = [old.clone(), old.join("credentials"), cred.parent().unwrap().to_path_buf()];
+    for d in &dirs {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(old.join("known_hosts"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(ok(&cli(&old, &["login", "ben", "--server", &server.addr], None)).trim(), "ben");
+    for d in &dirs {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    register(&old, &server.addr, "cid", "pw", "random");
+    assert_eq!(mode(&old.join("known_hosts")), 0o600);
+}
+
+/// Runs the binary with file writes limited to 0 bytes (`ulimit -f 0`, SIGXFSZ
+/// ignored so a write fails with EFBIG instead of killing the process): a full disk.
+fn with_full_disk(args: &[&std::ffi::OsStr], stdin: Option<&str>) -> std::process::Output {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 0 || exit 99; exec "$0" "$@""#)
+        .arg(BIN)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::feed(&mut child, stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(99), "ulimit -f is not available");
+    out
+}
+
+#[test]
+fn l11_failed_writes_leave_no_partial_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let key = dir.path().join("server.hostkey");
+    let os = |s: &str| std::ffi::OsString::from(s);
+    // First start on a full disk: a clear error, and no host key at all.
+    let args = [os("serve"), os("--listen"), os("127.0.0.1:0"), os("--db"), db.clone().into_os_string()];
+    let out = with_full_disk(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(), None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the server cannot start without its host key: {err}");
+    assert!(err.contains("host key") && err.contains("server.hostkey"), "{err}");
+    // Its stderr on the full disk too: the error cannot be printed, and the exit
+    // code still says "error", not "panic" (101).
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 0 || exit 99; exec "$0" "$@""#)
+        .arg(BIN)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    std::fs::remove_file(dir.path().join("stderr.log")).unwrap();
+    assert!(
+        !key.exists(),
+        "no partial host key left ({} bytes)",
+        std::fs::metadata(&key).map(|m| m.len()).unwrap_or(0)
+    );
+    assert_eq!(temporaries(dir.path()), Vec::<String>::new());
+    // The next start works and creates a whole key, 0600.
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 44);
+    assert_eq!(mode(&key), 0o600);
+
+    // A client on a full disk: the credential (and known_hosts) cannot be written,
+    // so the registration stops before the password is sent, and leaves nothing.
+    let client = dir.path().join("client");
+    let args = [
+        os("register"),
+        os("ola"),
+        os("--server"),
+        os(&server.addr),
+        os("--group"),
+        os("x25519"),
+        os("--password-stdin"),
+        os("--config-dir"),
+        client.clone().into_os_string(),
+    ];
+    let out = with_full_disk(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(), Some("pw"));
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let cred = credential_path(&client, &server.addr, "ola");
+    assert!(!cred.exists(), "no partial credential");
+    assert_eq!(temporaries(cred.parent().unwrap()), Vec::<String>::new());
+    let list = ok(&Command::new(BIN).args(["users", "list", "--db"]).arg(&db).output().unwrap());
+    assert_eq!(list, "", "nothing was registered");
+    // With room again, the same registration works.
+    let out = register(&client, &server.addr, "ola", "pw", "random");
+    assert!(out.contains("registered ola"), "{out}");
+    // Known hosts, credentials: whole files only, no temporaries left behind.
+    assert_eq!(temporaries(&client), Vec::<String>::new());
+    assert_eq!(temporaries(cred.parent().unwrap()), Vec::<String>::new());
+}
+
+/// A fake server: answers the first line of every connection with `reply`.
+fn fake_server(reply: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut line = String::new();
+            let _ = BufReader::new(conn.try_clone().unwrap()).read_line(&mut line);
+            let _ = conn.write_all(reply.as_bytes());
+            let _ = conn.write_all(b"\n");
+        }
+    });
+    addr
+}
+
+#[test]
+fn l12_server_strings_are_escaped_before_printing() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = dir.path().join("client");
+    // A hostile server's error message: a terminal escape, a forged line, a CR.
+    let evil = fake_server(
+        r#"{"type":"error","code":"server_error","message":"\u001b[2J\u001b[31mboom\nINFO scram_dh: authenticated username=root\rX\u009b"}"#,
+    );
+    let out = cli(
+        &client,
+        &["register", "eve", "--server", &evil, "--group", "x25519", "--password-stdin"],
+        Some("pw"),
+    );
+    assert!(!out.status.success());
+    let err = out.stderr.clone();
+    let text = String::from_utf8_lossy(&err);
+    assert!(!err.contains(&0x1b) && !err.contains(&b'\r'), "raw control bytes printed: {text:?}");
+    assert!(!text.contains('\u{9b}'), "raw C1 control printed: {text:?}");
+    assert_eq!(text.lines().count(), 1, "one line, nothing forged: {text:?}");
+    assert!(
+        text.contains(r"\x1b[2J\x1b[31mboom\nINFO scram_dh: authenticated username=root\rX\u{9b}"),
+        "{text:?}"
+    );
+
+    // Results and errors from the channel: the server echoes what a user stored.
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    register(&client, &server.addr, "eve", "pw", "random");
+    let login = |cmd: &str| cli(&client, &["login", "eve", "--server", &server.addr, "-c", cmd], None);
+    ok(&login("set k \u{1b}]0;owned\u{7}\u{1b}[1mbold"));
+    let out = login("get k");
+    let stdout = ok(&out);
+    assert!(!out.stdout.contains(&0x1b) && !out.stdout.contains(&0x07), "{stdout:?}");
+    assert_eq!(stdout, "\\x1b]0;owned\\x07\\x1b[1mbold\n");
+    let out = login("get \u{1b}[31mnokey");
+    assert!(!out.status.success());
+    assert!(!out.stderr.contains(&0x1b), "{:?}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn l13_register_timeout_is_honoured() {
+    // Accepts, reads, never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = cli(
+        &dir.path().join("client"),
+        &["register", "tim", "--server", &addr, "--group", "x25519", "--password-stdin", "--timeout", "2"],
+        Some("pw"),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out"));
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(6),
+        "took {took:?}"
+    );
+    // And a zero timeout is a usage error, not an instant failure.
+    let out = cli(&dir.path().join("client"), &["login", "tim", "--timeout", "0"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Where a [`cutting_relay`] cuts the first connection off.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// After R3 reached the server, before R4 reaches the client: the server
+    /// committed and the client never hears of it.
+    LoseR4,
+    /// After R2, before R3 leaves: the server never gets the password.
+    DropR3,
+}
+
+/// A relay to `upstream` that cuts its first connection's handshake at `cut` and
+/// passes every later connection through untouched.
+fn cutting_relay(upstream: String, cut: Cut) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (i, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { break };
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            if i > 0 {
+                let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut c2, mut s2) = (client, server);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c1, &mut s1);
+                    let _ = s1.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+                continue;
+            }
+            let mut from_client = BufReader::new(client.try_clone().unwrap());
+            let mut from_server = BufReader::new(server.try_clone().unwrap());
+            let (mut to_client, mut to_server) = (client, server);
+            let mut line = String::new();
+            // R1 → server, R2 → client.
+            from_client.read_line(&mut line).unwrap();
+            to_server.write_all(line.as_bytes()).unwrap();
+            line.clear();
+            from_server.read_line(&mut line).unwrap();
+            to_client.write_all(line.as_bytes()).unwrap();
+            line.clear();
+            from_client.read_line(&mut line).unwrap();
+            if let Cut::LoseR4 = cut {
+                to_server.write_all(line.as_bytes()).unwrap();
+                line.clear();
+                // R4 arrives only after the commit; it is dropped here.
+                from_server.read_line(&mut line).unwrap();
+                assert!(line.contains("registration_keys_generation"), "{line}");
+            }
+            let _ = to_client.shutdown(std::net::Shutdown::Both);
+            let _ = to_server.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    addr
+}
+
+fn users(db: &Path) -> String {
+    ok(&Command::new(BIN).args(["users", "list", "--db"]).arg(db).output().unwrap())
+}
+
+fn read_credential(path: &Path) -> ClientCredential {
+    ClientCredential::from_json(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn register_no_login(config: &Path, server: &str, user: &str, password: &str) -> std::process::Output {
+    cli(
+        config,
+        &["register", user, "--server", server, "--group", "x25519", "--password-stdin", "--no-login"],
+        Some(password),
+    )
+}
+
+#[test]
+fn l10_lost_r4_is_recovered_by_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::LoseR4);
+    let client = dir.path().join("client");
+    let out = register_no_login(&client, &relay, "rita", "pw");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "the connection was cut: {err}");
+    assert!(err.contains("run `scram-dh register rita` again"), "{err}");
+    // The server committed; the client holds the credential, marked unconfirmed.
+    assert_eq!(users(&dir.path().join("server.db")), "rita\n");
+    let path = credential_path(&client, &relay, "rita");
+    assert!(read_credential(&path).unconfirmed);
+    assert_eq!(mode(&path), 0o600);
+    // `register` again recovers it instead of answering username_taken.
+    let out = ok(&register_no_login(&client, &relay, "rita", "pw"));
+    assert!(out.contains("recovered rita"), "{out}");
+    assert!(!read_credential(&path).unconfirmed);
+    assert!(std::fs::read_to_string(client.join("known_hosts")).unwrap().contains(&server.fingerprint));
+    assert_eq!(ok(&cli(&client, &["login", "rita", "--server", &relay], None)).trim(), "rita");
+    // Now confirmed: another `register` refuses instead of overwriting it.
+    let out = register_no_login(&client, &relay, "rita", "pw");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("registered at"), "{out:?}");
+    assert_eq!(ok(&cli(&client, &["login", "rita", "--server", &relay], None)).trim(), "rita");
+}
+
+#[test]
+fn l10_first_login_confirms_an_unconfirmed_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::LoseR4);
+    let client = dir.path().join("client");
+    assert_eq!(register_no_login(&client, &relay, "sam", "pw").status.code(), Some(4));
+    let path = credential_path(&client, &relay, "sam");
+    assert!(read_credential(&path).unconfirmed);
+    assert_eq!(ok(&cli(&client, &["login", "sam", "--server", &relay, "-c", "whoami"], None)).trim(), "sam");
+    assert!(!read_credential(&path).unconfirmed, "a successful login confirms it");
+}
+
+#[test]
+fn l10_never_committed_registers_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "127.0.0.1:0");
+    let relay = cutting_relay(server.addr.clone(), Cut::DropR3);
+    let client = dir.path().join("client");
+    assert_eq!(register_no_login(&client, &relay, "tia", "pw").status.code(), Some(4));
+    let path = credential_path(&client, &relay, "tia");
+    assert!(read_credential(&path).unconfirmed, "saved before R3");
+    assert_eq!(users(&dir.path().join("server.db")), "", "the server never got R3");
+    let old = read_credential(&path);
+    let out = ok(&register_no_login(&client, &relay, "tia", "pw2"));
+    assert!(out.contains("registered tia") && !out.contains("recovered"), "{out}");
+    let new = read_credential(&path);
+    assert!(!new.unconfirmed && new.salt != old.salt);
+    assert_eq!(ok(&cli(&client, &["login", "tia", "--server", &relay], None)).trim(), "tia");
+    // For anyone else the name is taken: username_taken, and nothing saved.
+    let other = dir.path().join("other");
+    let out = register_no_login(&other, &server.addr, "tia", "pw");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username_taken"), "{out:?}");
+    assert!(!credential_path(&other, &server.addr, "tia").exists(), "nothing is saved for a refused name");
 }

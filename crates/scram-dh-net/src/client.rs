@@ -35,11 +35,28 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(ServerMessage::from_json(&line)?)
 }
 
+/// What a registration asks for, besides the connection, the name and the password.
+#[derive(Debug, Clone)]
+pub struct RegisterOptions {
+    /// DH group of the registration key exchange.
+    pub group: Group,
+    /// Key-derivation kind of the new record.
+    pub labels: Labels,
+    /// How to trust the server's host key.
+    pub policy: HostKeyPolicy,
+    /// Client settings (the iteration-count ceiling).
+    pub config: ClientConfig,
+}
+
 /// Registers `username` in-band (SPEC 3a) and returns the credential to save.
 ///
 /// With [`HostKeyPolicy::KnownHosts`], an unknown server's key is recorded once
 /// the registration succeeds; a known server presenting another key is refused
 /// before the encrypted password is sent.
+///
+/// A connection lost after R3 leaves the caller without a credential although the
+/// server may have committed the record: use [`register_with`] to save the
+/// provisional credential first.
 ///
 /// # Errors
 /// [`NetError::Protocol`] with [`scram_dh::Error::HostKeyMismatch`],
@@ -53,8 +70,35 @@ pub async fn register<S: AsyncRead + AsyncWrite + Unpin>(
     policy: &HostKeyPolicy,
     config: ClientConfig,
 ) -> Result<ClientCredential, NetError> {
+    let options = RegisterOptions { group, labels, policy: policy.clone(), config };
+    register_with(io, username, password, &options, |_| Ok(())).await
+}
+
+/// [`register`], calling `on_provisional` with the provisional credential (marked
+/// [`unconfirmed`](ClientCredential::unconfirmed)) once R2 is verified and *before*
+/// R3 is sent (SPEC 7: the labels are derivable before R3). A caller that saves it
+/// there holds a working credential even if the connection dies between the
+/// server's commit and R4; it is confirmed by R4 (the credential returned here) or
+/// by a first successful login.
+///
+/// If `on_provisional` fails, the registration stops before the salted password is
+/// sent, and its error is returned.
+///
+/// # Errors
+/// As [`register`], and whatever `on_provisional` returns.
+pub async fn register_with<S, F>(
+    io: S,
+    username: &str,
+    password: Password,
+    options: &RegisterOptions,
+    on_provisional: F,
+) -> Result<ClientCredential, NetError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&ClientCredential) -> Result<(), NetError>,
+{
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let (check, tofu) = match policy {
+    let (check, tofu) = match &options.policy {
         HostKeyPolicy::Fingerprint(fp) => (HostKeyCheck::Pinned(*fp), None),
         HostKeyPolicy::KnownHosts { file, server } => match file.lookup(server)? {
             Some(fp) => (HostKeyCheck::Pinned(fp), None),
@@ -62,10 +106,19 @@ pub async fn register<S: AsyncRead + AsyncWrite + Unpin>(
         },
     };
     let mut io = BufReader::new(io);
-    let step = RegistrationClient::start(&mut rng, username, password, group, labels, check, config)?;
+    let step = RegistrationClient::start(
+        &mut rng,
+        username,
+        password,
+        options.group,
+        options.labels,
+        check,
+        options.config,
+    )?;
     let r2 = exchange(&mut io, &step.message).await?.into_registration_pairing()?;
     let step = step.state.receive_pairing(r2)?;
     let fingerprint = step.state.host_key_fingerprint();
+    on_provisional(&step.state.provisional_credential())?;
     let r4 = exchange(&mut io, &step.message).await?.into_registration_keys()?;
     let credential = step.state.finish(r4)?;
     if let Some((file, server)) = tofu {

@@ -36,7 +36,7 @@ pub mod stream;
 
 pub use admission::{Admission, Limits, PeerKey, Penalties, Refusal};
 pub use channel::{Role, SecureChannel};
-pub use client::{HostKeyPolicy, Login, login, register};
+pub use client::{HostKeyPolicy, Login, RegisterOptions, login, register, register_with};
 pub use error::NetError;
 pub use known_hosts::KnownHosts;
 pub use server::{Server, ServerChannel, Service};

@@ -4,6 +4,7 @@
 //! or forge a log line, in the text format and the JSON format alike.
 
 use core::fmt;
+use std::borrow::Cow;
 
 /// Displays a string with every control character, every non-ASCII whitespace
 /// or format character, and the backslash escaped (`\x1b`, `\n`, `\u{2028}`, `\\`).
@@ -44,6 +45,12 @@ fn needs_escape(c: char) -> bool {
         // characters can reorder or split what an operator reads.
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `s` escaped as [`Escaped`] shows it; borrowed when nothing needs escaping.
+#[must_use]
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if s.contains(needs_escape) { Cow::Owned(Escaped(s).to_string()) } else { Cow::Borrowed(s) }
 }
 
 /// An error (or anything displayable) rendered, then escaped.
