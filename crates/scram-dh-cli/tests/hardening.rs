@@ -34,11 +34,15 @@ impl Drop for Serve {
 }
 
 fn serve(dir: &Path, args: &[&str], log: &Path) -> Serve {
+    serve_logging(dir, args, log, "trace")
+}
+
+fn serve_logging(dir: &Path, args: &[&str], log: &Path, level: &str) -> Serve {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(dir.join("s.db"))
         .args(args)
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", level)
         .env_remove("SCRAM_DH_CONFIG")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
@@ -324,4 +328,112 @@ async fn flood_from_one_peer_does_not_deny_another() {
     assert!(idle.busy.load(Ordering::Relaxed) > 9000, "idle: {}", idle.show());
     assert!(dh.busy.load(Ordering::Relaxed) > dh.served.load(Ordering::Relaxed), "dh: {}", dh.show());
     assert!(channels.busy.load(Ordering::Relaxed) >= 80, "channels: {}", channels.show());
+}
+
+/// Finding M5 through the binary, default limits: a guesser on one address gets a
+/// handful of proofs evaluated, then waits; a distributed guesser (many
+/// addresses) gets the account penalised for untrusted peers while the owner, on
+/// the address it logged in from before, still logs in; and the log at the
+/// default level grows by a few lines, not one per failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m5_online_guessing_is_throttled_and_logged_in_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let srv = serve_logging(dir.path(), &[], &log, "info");
+    let (addr, fp) = (srv.addr, srv.fingerprint);
+    let owner = register(addr, 2, "owner", fp).await;
+    let s = connect_from(2, addr).await.unwrap();
+    scram_dh_net::login(s, "owner", owner.secret(), None, ClientConfig::default()).await.unwrap();
+    let log_before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let wrong = scram_dh::ClientSecret::Keys(scram_dh::ClientKeys {
+        client_key: scram_dh::secret::ClientKey::from_bytes([1; 32]),
+        server_key: scram_dh::secret::ServerKey::from_bytes([2; 32]),
+    });
+    let guess = |src: u8| {
+        let wrong = wrong.clone();
+        async move {
+            let s = connect_from(src, addr).await.unwrap();
+            match scram_dh_net::login(s, "owner", wrong, None, ClientConfig::default()).await {
+                Err(e) if e.is_auth_failure() => "failed",
+                Err(e) if e.to_string().contains("busy") => "busy",
+                other => panic!("a wrong proof from 127.0.0.{src}: {other:?}"),
+            }
+        }
+    };
+    // One address, as fast as it can for 5 s.
+    let t = Instant::now();
+    let (mut evaluated, mut refused) = (0u32, 0u32);
+    while t.elapsed() < Duration::from_secs(5) {
+        match guess(1).await {
+            "failed" => evaluated += 1,
+            _ => refused += 1,
+        }
+    }
+    eprintln!("one peer, 5 s: {evaluated} proofs evaluated, {refused} refused busy");
+    assert!(evaluated <= 6, "{evaluated} guesses evaluated in 5 s from one address");
+    assert!(refused > 100, "the refusals are cheap and visible: {refused}");
+    // Many addresses, one guess each: the account's penalty starts.
+    let mut distributed = 0;
+    for src in 10..40u8 {
+        if guess(src).await == "failed" {
+            distributed += 1;
+        }
+    }
+    eprintln!("30 peers, one guess each: {distributed} evaluated");
+    assert!(distributed <= 12, "{distributed} of 30 distributed guesses evaluated");
+    let s = connect_from(50, addr).await.unwrap();
+    let e = scram_dh_net::login(s, "owner", owner.secret(), None, ClientConfig::default()).await.unwrap_err();
+    assert!(e.to_string().contains("for this account"), "a new address waits: {e}");
+    // The owner, from its usual address, is not locked out.
+    let s = connect_from(2, addr).await.unwrap();
+    scram_dh_net::login(s, "owner", owner.secret(), Some(Group::X25519), ClientConfig::default())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(srv);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let added = text.lines().count() - log_before;
+    let attempts = evaluated + refused + 30;
+    eprintln!("log: {added} lines, {} bytes for {attempts} attempts", text.len());
+    assert!(added <= 30, "{added} log lines for {attempts} attempts:\n{text}");
+    assert!(text.contains("penalising peer") && text.contains("penalising account"), "{text}");
+}
+
+/// Finding M6 through the binary: `--registration closed` refuses every R1 the
+/// same way (no `username_taken` oracle), while provisioned users log in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m6_registration_closed_leaves_provisioning() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let srv = serve(dir.path(), &["--registration", "closed"], &log);
+    let out = Command::new(BIN)
+        .args(["provision", "erin", "--db"])
+        .arg(dir.path().join("s.db"))
+        .args(["--server", &srv.addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let erin = ClientCredential::from_json(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let mut replies = Vec::new();
+    for name in ["erin", "nobody"] {
+        let s = connect_from(1, srv.addr).await.unwrap();
+        let e = scram_dh_net::register(
+            s,
+            name,
+            Password::new("pw"),
+            Group::X25519,
+            Labels::Random,
+            &HostKeyPolicy::Fingerprint(srv.fingerprint),
+            ClientConfig::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("registration is closed"), "{name}: {e}");
+        replies.push(e.to_string());
+    }
+    assert_eq!(replies[0], replies[1], "an existing and an unknown name get the same refusal");
+    let s = connect_from(1, srv.addr).await.unwrap();
+    scram_dh_net::login(s, "erin", erin.secret(), Some(Group::X25519), ClientConfig::default())
+        .await
+        .unwrap();
 }

@@ -34,8 +34,16 @@ impl Server {
     /// As [`Server::start_with`], returning the log instead of panicking.
     pub fn try_start(dir: &Path, listen: &str, extra: &[&str]) -> Result<Self, String> {
         let log = dir.join(format!("server-{}-{:08x}.log", std::process::id(), rand_u32()));
+        // Every test client is 127.0.0.1, like users behind one NAT: lift the per-peer
+        // failed-proof penalties that a run of deliberate wrong logins would trigger
+        // (they have tests of their own in the net crate and tests/hardening.rs).
+        let limits = dir.join("test-limits.toml");
+        std::fs::write(&limits, "[limits]\npeer_free_failures = 1000000\naccount_free_failures = 1000000\n")
+            .unwrap();
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--db"])
+            .args(["serve", "--listen", listen, "--config"])
+            .arg(&limits)
+            .arg("--db")
             .arg(dir.join("server.db"))
             .args(["--registrations-per-sec", "1000", "--registration-burst", "1000"])
             .args(["--max-handshakes-per-peer", "500", "--max-handshakes", "1000"])
