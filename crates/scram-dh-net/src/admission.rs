@@ -826,9 +826,9 @@ impl Admission {
         }
         if conn.handshake {
             conn.handshake = false;
-            s.total.handshakes -= 1;
+            s.total.handshakes = s.total.handshakes.saturating_sub(1);
             if let Some(p) = s.peers.get_mut(&peer) {
-                p.handshakes -= 1;
+                p.handshakes = p.handshakes.saturating_sub(1);
             }
         }
         Ok(ChannelGuard { admission: Arc::clone(self), peer, username: username.to_owned() })
@@ -877,18 +877,20 @@ impl fmt::Debug for ConnectionGuard {
     }
 }
 
+// Decrements saturate: a table pruned under a spray of addresses (see
+// `check_message_at`) may have forgotten a peer whose guard is still alive.
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let a = &self.admission;
         let mut s = a.lock();
-        s.total.connections -= 1;
+        s.total.connections = s.total.connections.saturating_sub(1);
         if self.handshake {
-            s.total.handshakes -= 1;
+            s.total.handshakes = s.total.handshakes.saturating_sub(1);
         }
         if let Some(p) = s.peers.get_mut(&self.peer) {
-            p.connections -= 1;
+            p.connections = p.connections.saturating_sub(1);
             if self.handshake {
-                p.handshakes -= 1;
+                p.handshakes = p.handshakes.saturating_sub(1);
             }
         }
         Admission::forget_if_idle(&mut s, self.peer, &a.limits);
@@ -913,15 +915,15 @@ impl Drop for ChannelGuard {
     fn drop(&mut self) {
         let a = &self.admission;
         let mut s = a.lock();
-        s.total.channels -= 1;
+        s.total.channels = s.total.channels.saturating_sub(1);
         if let Some(n) = s.user_channels.get_mut(&self.username) {
-            *n -= 1;
+            *n = (*n).saturating_sub(1);
             if *n == 0 {
                 s.user_channels.remove(&self.username);
             }
         }
         if let Some(p) = s.peers.get_mut(&self.peer) {
-            p.channels -= 1;
+            p.channels = p.channels.saturating_sub(1);
         }
         Admission::forget_if_idle(&mut s, self.peer, &a.limits);
     }

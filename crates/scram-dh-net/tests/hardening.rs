@@ -53,7 +53,7 @@ async fn connect_from(src: u8, addr: SocketAddr) -> TcpStream {
     sock.connect(addr).await.unwrap()
 }
 
-async fn register(srv: &Running, src: u8, user: &str) -> ClientCredential {
+async fn try_register(srv: &Running, src: u8, user: &str) -> Result<ClientCredential, NetError> {
     let s = connect_from(src, srv.addr).await;
     scram_dh_net::register(
         s,
@@ -65,7 +65,10 @@ async fn register(srv: &Running, src: u8, user: &str) -> ClientCredential {
         ClientConfig::default(),
     )
     .await
-    .unwrap()
+}
+
+async fn register(srv: &Running, src: u8, user: &str) -> ClientCredential {
+    try_register(srv, src, user).await.unwrap()
 }
 
 async fn login(
@@ -165,18 +168,7 @@ async fn m2_dh_pairings_are_rate_limited_per_peer() {
     let msg = busy_message(&e).unwrap_or_else(|| panic!("{e}"));
     assert!(msg.contains("rate limit") && msg.contains("retry in"), "{msg}");
     // A registration costs DH too and draws on the same, empty, bucket.
-    let s = connect_from(1, srv.addr).await;
-    let e = scram_dh_net::register(
-        s,
-        "dh2",
-        Password::new("pw"),
-        Group::X25519,
-        Labels::Random,
-        &HostKeyPolicy::Fingerprint(srv.fingerprint),
-        ClientConfig::default(),
-    )
-    .await
-    .unwrap_err();
+    let e = try_register(&srv, 1, "dh2").await.unwrap_err();
     assert!(busy_message(&e).is_some(), "{e}");
     // Logins without DH are not limited by it, and other peers have their own bucket.
     login(&srv, 1, "dh", cred.secret(), false).await.unwrap();
