@@ -28,6 +28,7 @@ pub mod client;
 pub mod error;
 pub mod framing;
 mod handshake;
+pub mod http_auth;
 pub mod known_hosts;
 pub mod log;
 pub mod server;
