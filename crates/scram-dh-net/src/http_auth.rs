@@ -212,7 +212,7 @@ mod tests {
             String::new(),
             "SCRAM-DH".into(),
             format!("Basic sid=a, seq=1, mac={m}"),
-            format!("SCRAM-DH sid=a, seq=1"),
+            "SCRAM-DH sid=a, seq=1".into(),
             format!("SCRAM-DH sid=a, mac={m}"),
             format!("SCRAM-DH seq=1, mac={m}"),
             format!("SCRAM-DH sid=a, seq=1, seq=2, mac={m}"),
