@@ -28,16 +28,17 @@ struct Running {
 }
 
 async fn start(limits: Limits, options: HttpOptions) -> Running {
+    start_with(limits, options, true).await
+}
+
+async fn start_with(limits: Limits, options: HttpOptions, registration_open: bool) -> Running {
     let host_key = HostKey::from_seed(&[7; 32]);
     let fingerprint = host_key.fingerprint();
     let store = Arc::new(MemoryCredentialStore::default());
+    let mut config = ServerConfig::new(host_key, [4; 32]);
+    config.registration_open = registration_open;
     let engine: Arc<Engine> = Arc::new(
-        ServerEngine::new(
-            ServerConfig::new(host_key, [4; 32]),
-            Arc::clone(&store),
-            MemorySessionStore::new(100_000, 10_000),
-        )
-        .unwrap(),
+        ServerEngine::new(config, Arc::clone(&store), MemorySessionStore::new(100_000, 10_000)).unwrap(),
     );
     let admission = Admission::new(limits);
     let server = Server::from_parts(Arc::clone(&engine), KvService::new(store), Arc::clone(&admission));
@@ -468,4 +469,37 @@ async fn gateway_names_the_user_only_for_signed_requests() {
     let r = s.raw(&c, &srv.http, "GET", "/app/page", b"", &forged, &[]).await;
     assert_eq!(r.status, 401);
     assert_eq!(*seen.lock().unwrap(), vec![Some("ida".to_owned())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_caps_dh_rate_limit_and_closed_registration() {
+    let opts = HttpOptions { max_sessions_per_user: 1, ..HttpOptions::default() };
+    let srv = start(Limits { dh_per_sec: 0.001, dh_burst: 4.0, ..Limits::default() }, opts).await;
+    let c = client_from(1);
+    let cred = http_register(&srv, &c, "jo", true).await;
+    let _first = http_login(&srv, &c, "jo", cred.secret()).await;
+    let r = try_http_login(&srv, &c, "jo", cred.secret()).await.err().expect("per-user session cap");
+    assert_eq!((r.status, r.code().as_str()), (429, "busy"));
+    assert!(r.headers.contains_key("retry-after"));
+    // Three DH pairings used the burst of 4 (R1, A1, A1); the next two: one more, then 429.
+    let _ = try_http_login(&srv, &c, "jo", cred.secret()).await;
+    let r = try_http_login(&srv, &c, "jo", cred.secret()).await.err().expect("rate limited");
+    assert_eq!((r.status, r.code().as_str()), (429, "busy"), "{}", String::from_utf8_lossy(&r.body));
+    let secs: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(secs > 1, "Retry-After from the refusal: {secs}");
+
+    let closed = start_with(Limits::default(), HttpOptions::default(), false).await;
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let step = RegistrationClient::start(
+        &mut rng,
+        "kim",
+        Password::new("x"),
+        Group::X25519,
+        Labels::Random,
+        HostKeyCheck::TrustOnFirstUse,
+        ClientConfig::default(),
+    )
+    .unwrap();
+    let r = post_json(&c, format!("{}/v1/registration/pairing", closed.http), step.message.to_json()).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "unsupported"), "closed registration");
 }
