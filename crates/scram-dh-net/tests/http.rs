@@ -112,6 +112,22 @@ async fn http_register(srv: &Running, c: &reqwest::Client, user: &str, pinned: b
     step.state.finish(reply.into_registration_keys().unwrap()).unwrap()
 }
 
+/// Just R1 (what a taken name or a closed registration stops).
+async fn r1_only(srv: &Running, c: &reqwest::Client, user: &str) -> Reply {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let step = RegistrationClient::start(
+        &mut rng,
+        user,
+        Password::new("x"),
+        Group::X25519,
+        Labels::Random,
+        HostKeyCheck::TrustOnFirstUse,
+        ClientConfig::default(),
+    )
+    .unwrap();
+    post_json(c, format!("{}/v1/registration/pairing", srv.http), step.message.to_json()).await
+}
+
 struct Session {
     sid: String,
     keys: SessionKeys,
@@ -217,18 +233,7 @@ async fn register_login_whoami_logout_over_http() {
     let (_, r) = s.call(&c, &srv.http, "GET", "/v1/whoami", b"").await;
     assert_eq!((r.status, r.code().as_str()), (401, "unknown_session"));
     // A taken username over HTTP is 409.
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let step = RegistrationClient::start(
-        &mut rng,
-        "alice",
-        Password::new("x"),
-        Group::X25519,
-        Labels::Random,
-        HostKeyCheck::TrustOnFirstUse,
-        ClientConfig::default(),
-    )
-    .unwrap();
-    let r = post_json(&c, format!("{}/v1/registration/pairing", srv.http), step.message.to_json()).await;
+    let r = r1_only(&srv, &c, "alice").await;
     assert_eq!((r.status, r.code().as_str()), (409, "username_taken"));
 }
 
@@ -489,17 +494,6 @@ async fn session_caps_dh_rate_limit_and_closed_registration() {
     assert!(secs > 1, "Retry-After from the refusal: {secs}");
 
     let closed = start_with(Limits::default(), HttpOptions::default(), false).await;
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let step = RegistrationClient::start(
-        &mut rng,
-        "kim",
-        Password::new("x"),
-        Group::X25519,
-        Labels::Random,
-        HostKeyCheck::TrustOnFirstUse,
-        ClientConfig::default(),
-    )
-    .unwrap();
-    let r = post_json(&c, format!("{}/v1/registration/pairing", closed.http), step.message.to_json()).await;
+    let r = r1_only(&closed, &c, "kim").await;
     assert_eq!((r.status, r.code().as_str()), (400, "unsupported"), "closed registration");
 }
