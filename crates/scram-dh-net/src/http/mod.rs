@@ -28,7 +28,7 @@ use crate::passwd::PasswdBounds;
 use handshake::Expect;
 use sessions::Sessions;
 
-pub use signed::{ScramDhUser, SignedLayer};
+pub use signed::{ScramDhUser, Signed, SignedLayer};
 
 /// The largest handshake body (SPEC 7: 16 KiB, as a TCP handshake line).
 pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
