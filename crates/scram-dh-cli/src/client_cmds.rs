@@ -44,6 +44,9 @@ pub struct RegisterArgs {
     /// Do not log in after registering.
     #[arg(long)]
     no_login: bool,
+    /// Register over HTTP at this base URL (http://host:port) instead of TCP.
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
 }
 
 /// `login` flags.
@@ -65,6 +68,9 @@ pub struct LoginArgs {
     /// One command to run over the channel, e.g. "set color blue" (default: whoami).
     #[arg(long, short = 'c')]
     command: Option<String>,
+    /// Log in over HTTP at this base URL (http://host:port) and keep the HTTP session.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["no_channel", "command"])]
+    http: Option<String>,
 }
 
 /// `passwd` flags.
@@ -154,6 +160,15 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let group = group(&args.group)?;
     let labels = Labels::from_name(&args.labels).ok_or_else(|| usage("--labels must be random or rfc"))?;
     let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
+    if let Some(url) = &args.http {
+        let fingerprint = match &args.fingerprint {
+            Some(fp) => Some(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
+            None => None,
+        };
+        let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
+        let how = crate::http_cmds::HttpRegistration { group, labels, no_login: args.no_login };
+        return crate::http_cmds::register(url, &username, &args.opts, fingerprint, password, how).await;
+    }
     let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
     let dir = config_dir(args.opts.config_dir.as_deref())?;
     let path = credential_path(&dir, &server, &username);
@@ -383,6 +398,9 @@ async fn open(
 
 pub async fn login(args: LoginArgs) -> Result<()> {
     crate::init_logging("warn", false);
+    if let Some(url) = &args.http {
+        return crate::http_cmds::login(url, &args.username, &args.opts, args.credential.as_ref()).await;
+    }
     let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
     if args.no_channel {
         if args.command.is_some() {

@@ -29,6 +29,7 @@ pub mod error;
 pub mod framing;
 mod handshake;
 pub mod http_auth;
+pub mod http_client;
 pub mod known_hosts;
 pub mod log;
 pub mod server;
