@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use scram_dh::message::{ClientMessage, ServerMessage};
 use scram_dh::session::Phase;
-use scram_dh::{CredentialStore, Error, ErrorCode, Outcome, SessionStore};
+use scram_dh::{CredentialStore, Error, ErrorCode, Outcome, ServerEngine, SessionStore};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::admission::{ChannelGuard, ConnectionGuard, costs_dh};
+use crate::admission::{Admission, ChannelGuard, ConnectionGuard, PeerKey, Refusal, costs_dh};
 use crate::channel::{Role, SecureChannel};
 use crate::error::NetError;
 use crate::framing::{read_line, write_line};
@@ -106,12 +106,14 @@ where
                 let _ = write_line(&mut io, &ServerMessage::error(&e).to_json()).await;
                 return;
             }
-            if let Err(refusal) = self.admission.check_message(peer, &msg) {
-                let _ = write_line(&mut io, &refusal.reply().to_json()).await;
-                return;
-            }
-            let outcome = self.step(msg, &peer_key, &mut rng).await;
-            self.admission.record_outcome(peer, &outcome);
+            let outcome =
+                match admitted_step(&self.engine, &self.admission, peer, msg, &peer_key, &mut rng).await {
+                    Ok(outcome) => outcome,
+                    Err(refusal) => {
+                        let _ = write_line(&mut io, &refusal.reply().to_json()).await;
+                        return;
+                    }
+                };
             match outcome {
                 Outcome::Continue(reply) => {
                     in_flight = in_flight.or(pairing);
@@ -175,24 +177,6 @@ where
         }
     }
 
-    /// Runs one engine step. A DH step costs up to ~10 ms of CPU (modp8192): on a
-    /// multi-thread runtime, tell tokio, so this worker's other connections move on.
-    async fn step(
-        &self,
-        msg: ClientMessage,
-        peer_key: &str,
-        rng: &mut rand_core::UnwrapErr<getrandom::SysRng>,
-    ) -> Outcome {
-        let heavy = costs_dh(&msg);
-        let step = self.engine.handle(msg, peer_key, now_ms(), rng);
-        let handle = tokio::runtime::Handle::current();
-        if heavy && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            tokio::task::block_in_place(|| handle.block_on(step))
-        } else {
-            step.await
-        }
-    }
-
     /// Serves a channel until the service returns; a channel with no record in
     /// either direction for `idle_timeout` is told to stop, then dropped.
     async fn channel(
@@ -232,4 +216,35 @@ where
             }
         }
     }
+}
+
+/// One handshake message through the admission layer and the engine, as every
+/// front runs it: admission check (caps, buckets, penalties) → engine step →
+/// the outcome recorded for the penalties. `Err` is the admission's refusal
+/// (the engine never saw the message).
+pub(crate) async fn admitted_step<C, S>(
+    engine: &ServerEngine<C, S>,
+    admission: &Admission,
+    peer: PeerKey,
+    msg: ClientMessage,
+    peer_key: &str,
+    rng: &mut rand_core::UnwrapErr<getrandom::SysRng>,
+) -> Result<Outcome, Refusal>
+where
+    C: CredentialStore,
+    S: SessionStore,
+{
+    admission.check_message(peer, &msg)?;
+    // A DH step costs up to ~10 ms of CPU (modp8192): on a multi-thread
+    // runtime, tell tokio, so this worker's other connections move on.
+    let heavy = costs_dh(&msg);
+    let step = engine.handle(msg, peer_key, now_ms(), rng);
+    let handle = tokio::runtime::Handle::current();
+    let outcome = if heavy && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(step))
+    } else {
+        step.await
+    };
+    admission.record_outcome(peer, &outcome);
+    Ok(outcome)
 }

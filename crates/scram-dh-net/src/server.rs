@@ -37,7 +37,7 @@ pub trait Service: Send + Sync + 'static {
 }
 
 pub(crate) struct Shared<C, S, V> {
-    pub(crate) engine: ServerEngine<C, S>,
+    pub(crate) engine: Arc<ServerEngine<C, S>>,
     pub(crate) service: V,
     pub(crate) admission: Arc<Admission>,
 }
@@ -75,7 +75,20 @@ where
 
     /// A server sharing an existing admission layer (e.g. with an HTTP front).
     pub fn with_admission(engine: ServerEngine<C, S>, service: V, admission: Arc<Admission>) -> Self {
+        Self::from_parts(Arc::new(engine), service, admission)
+    }
+
+    /// A server over a shared engine and admission layer, so that the HTTP front
+    /// ([`crate::http::HttpFront`]) and this one serve the same stores under the
+    /// same limits.
+    pub fn from_parts(engine: Arc<ServerEngine<C, S>>, service: V, admission: Arc<Admission>) -> Self {
         Self { shared: Arc::new(Shared { engine, service, admission }) }
+    }
+
+    /// The engine, to share with another front.
+    #[must_use]
+    pub fn engine_arc(&self) -> Arc<ServerEngine<C, S>> {
+        Arc::clone(&self.shared.engine)
     }
 
     /// The admission layer.

@@ -14,14 +14,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rand_core::CryptoRng;
 use scram_dh::credential::{ClientKeys, salted_password};
-use scram_dh::secret::{ServerKey, StoredKey};
-use scram_dh::{ClientCredential, CredentialStore, Labels, MIN_ITERATIONS, Password, Record};
+use scram_dh::{ClientCredential, CredentialStore, MIN_ITERATIONS, Password};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::log::{Escaped, escaped};
 
+use crate::passwd::{PasswdBounds, PasswdRequest, replace_credential};
 use crate::server::{ServerChannel, Service};
 
 /// A request on the channel.
@@ -176,17 +176,12 @@ impl<C: CredentialStore + 'static> KvService<C> {
             }
             "passwd" => {
                 arity(5)?;
-                let record = passwd_record(user, &req.args, &self.limits)?;
-                match self.credentials.replace(&record).await {
-                    Ok(true) => {
-                        info!(username = %Escaped(user), "credential replaced");
-                        Ok("credential replaced".into())
-                    }
-                    Ok(false) => Err("user no longer exists".into()),
-                    Err(e) => {
-                        warn!(username = %Escaped(user), error = %escaped(&e), "credential replace failed");
-                        Err("could not store the new credential".into())
-                    }
+                let request = passwd_args(&req.args)?;
+                match replace_credential(&*self.credentials, user, &request, &self.limits.passwd_bounds())
+                    .await
+                {
+                    Ok(()) => Ok("credential replaced".into()),
+                    Err(e) => Err(e.to_string()),
                 }
             }
             other => Err(format!("unknown command: {other} (try whoami, echo, set, get, del, keys, passwd)")),
@@ -194,23 +189,24 @@ impl<C: CredentialStore + 'static> KvService<C> {
     }
 }
 
-fn passwd_record(user: &str, args: &[String], limits: &KvLimits) -> Result<Record, String> {
-    let salt = STANDARD.decode(&args[0]).map_err(|_| "salt is not base64")?;
-    let (lo, hi) = (limits.passwd_salt_len.start(), limits.passwd_salt_len.end());
-    if !limits.passwd_salt_len.contains(&salt.len()) {
-        return Err(format!("salt must be {lo} to {hi} bytes"));
-    }
+/// The channel command's five arguments as a [`PasswdRequest`].
+fn passwd_args(args: &[String]) -> Result<PasswdRequest, String> {
     let ic: u32 = args[1].parse().map_err(|_| "ic is not a number")?;
-    if !limits.passwd_ic.contains(&ic) {
-        let (lo, hi) = (limits.passwd_ic.start(), limits.passwd_ic.end());
-        return Err(format!("ic must be between {lo} and {hi}"));
+    Ok(PasswdRequest {
+        salt: args[0].clone(),
+        ic,
+        stored_key: args[2].clone(),
+        server_key: args[3].clone(),
+        labels: args[4].clone(),
+    })
+}
+
+impl KvLimits {
+    /// The bounds `passwd` applies.
+    #[must_use]
+    pub fn passwd_bounds(&self) -> PasswdBounds {
+        PasswdBounds { salt_len: self.passwd_salt_len.clone(), ic: self.passwd_ic.clone() }
     }
-    let key = |s: &str| STANDARD.decode(s).ok().and_then(|v| <[u8; 32]>::try_from(v).ok());
-    let stored_key = StoredKey::from_bytes(key(&args[2]).ok_or("stored_key must be 32 bytes of base64")?);
-    let server_key = ServerKey::from_bytes(key(&args[3]).ok_or("server_key must be 32 bytes of base64")?);
-    let labels = Labels::from_name(&args[4]).ok_or("labels must be random or rfc")?;
-    let created = crate::server::now_ms() / 1000;
-    Ok(Record { username: user.to_owned(), salt, ic, stored_key, server_key, created, labels })
 }
 
 /// Builds a `passwd` request for a new password, computed entirely on the client:
@@ -225,20 +221,36 @@ pub fn passwd_request<R: CryptoRng + ?Sized>(
     current: &ClientCredential,
     new_password: &Password,
 ) -> Result<(Request, ClientCredential), scram_dh::Error> {
+    let (body, updated) = passwd_body(rng, current, new_password)?;
+    let request = Request {
+        cmd: "passwd".into(),
+        args: vec![body.salt, body.ic.to_string(), body.stored_key, body.server_key, body.labels],
+    };
+    Ok((request, updated))
+}
+
+/// [`passwd_request`] for the HTTP front: the body of `POST /v1/passwd`
+/// (serialise it with `serde_json`) and the credential to save once the server
+/// confirms.
+///
+/// # Errors
+/// When the password is not valid under SASLprep.
+pub fn passwd_body<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    current: &ClientCredential,
+    new_password: &Password,
+) -> Result<(PasswdRequest, ClientCredential), scram_dh::Error> {
     let mut salt = [0u8; 32];
     rng.fill_bytes(&mut salt);
     let ic = current.ic.max(MIN_ITERATIONS);
     let salted = salted_password(new_password, &salt, ic)?;
     let keys = ClientKeys::generate(rng, &salted, current.labels);
-    let request = Request {
-        cmd: "passwd".into(),
-        args: vec![
-            STANDARD.encode(salt),
-            ic.to_string(),
-            STANDARD.encode(keys.stored_key().expose()),
-            STANDARD.encode(keys.server_key.expose()),
-            current.labels.as_str().into(),
-        ],
+    let request = PasswdRequest {
+        salt: STANDARD.encode(salt),
+        ic,
+        stored_key: STANDARD.encode(keys.stored_key().expose()),
+        server_key: STANDARD.encode(keys.server_key.expose()),
+        labels: current.labels.as_str().into(),
     };
     let mut updated = current.clone();
     updated.salt = salt.to_vec();
@@ -354,11 +366,12 @@ mod tests {
         };
         for (salt, ic, want) in [(15, 4096, "salt"), (65, 4096, "salt"), (32, 4095, "ic"), (32, 10_001, "ic")]
         {
-            let e = passwd_record("u", &args(salt, ic), &s.limits).unwrap_err();
-            assert!(e.contains(want), "{salt} {ic}: {e}");
+            let e =
+                passwd_args(&args(salt, ic)).unwrap().to_record("u", &s.limits.passwd_bounds()).unwrap_err();
+            assert!(e.to_string().contains(want), "{salt} {ic}: {e}");
         }
         for (salt, ic) in [(16, 4096), (64, 10_000), (32, 8192)] {
-            passwd_record("u", &args(salt, ic), &s.limits).unwrap();
+            passwd_args(&args(salt, ic)).unwrap().to_record("u", &s.limits.passwd_bounds()).unwrap();
         }
     }
 }

@@ -1,0 +1,185 @@
+//! The four handshake routes: one JSON message in, one out, through the same
+//! admission-checked engine step as the TCP front.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scram_dh::message::{ClientMessage, ServerMessage};
+use scram_dh::{CredentialStore, ErrorCode, Outcome, SessionStore};
+use tracing::{debug, info, warn};
+
+use super::{FrontState, MAX_HANDSHAKE_BODY, error_response, refusal_response, status_of};
+use crate::handshake::admitted_step;
+use crate::log::{Escaped, escaped};
+
+type St<C, S> = State<Arc<FrontState<C, S>>>;
+
+/// Which message a route takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    RegistrationPairing,
+    RegistrationPassword,
+    AuthPairing,
+    AuthProof,
+}
+
+pub(super) async fn registration_pairing<C, S>(
+    st: St<C, S>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    step(st, peer, headers, body, Expect::RegistrationPairing).await
+}
+
+pub(super) async fn registration_password<C, S>(
+    st: St<C, S>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    step(st, peer, headers, body, Expect::RegistrationPassword).await
+}
+
+pub(super) async fn auth_pairing<C, S>(
+    st: St<C, S>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    step(st, peer, headers, body, Expect::AuthPairing).await
+}
+
+pub(super) async fn auth_proof<C, S>(
+    st: St<C, S>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    step(st, peer, headers, body, Expect::AuthProof).await
+}
+
+/// Whether the request says `Content-Type: application/json` (parameters allowed).
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn json(status: StatusCode, msg: &ServerMessage) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], msg.to_json()).into_response()
+}
+
+async fn step<C, S>(
+    State(st): St<C, S>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+    expect: Expect,
+) -> Response
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    if !is_json(&headers) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidMessage,
+            "handshake bodies are application/json",
+        );
+    }
+    let Ok(bytes) = to_bytes(body, MAX_HANDSHAKE_BODY).await else {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidMessage,
+            "handshake body longer than 16 KiB",
+        );
+    };
+    let invalid = |m: &str| error_response(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage, m);
+    let Ok(text) = std::str::from_utf8(&bytes) else { return invalid("body is not UTF-8") };
+    let msg = match ClientMessage::from_json(text) {
+        Ok(msg) => msg,
+        Err(e) => return error_response(status_of(e.code()), e.code(), &e.to_string()),
+    };
+    let fits = match (&msg, expect) {
+        (ClientMessage::RegistrationPairing(_), Expect::RegistrationPairing)
+        | (ClientMessage::RegistrationSendPassword(_), Expect::RegistrationPassword)
+        | (ClientMessage::AuthClientProofGeneration(_), Expect::AuthProof) => true,
+        // SPEC 7: over HTTP the session keys come from the channel derivation.
+        (ClientMessage::AuthPairing(a), Expect::AuthPairing) => a.group.is_some() && a.public_key.is_some(),
+        _ => false,
+    };
+    if !fits {
+        return invalid(match expect {
+            Expect::AuthPairing => "auth_pairing over HTTP needs group and public_key",
+            _ => "not the message this route takes",
+        });
+    }
+    let peer = st.admission.peer(addr.ip());
+    let peer_key = peer.to_string();
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let outcome = match admitted_step(&st.engine, &st.admission, peer, msg, &peer_key, &mut rng).await {
+        Ok(outcome) => outcome,
+        Err(refusal) => {
+            debug!(%peer, reason = %refusal.message(), "http handshake refused");
+            return refusal_response(&refusal);
+        }
+    };
+    match outcome {
+        Outcome::Continue(reply) => json(StatusCode::OK, &reply),
+        Outcome::Registered { reply, username } => {
+            info!(%peer, username = %Escaped(&username), front = "http", "registered");
+            json(StatusCode::OK, &reply)
+        }
+        Outcome::Failed { reply, error, username } => {
+            let account = username.as_deref().map(Escaped);
+            match error.code() {
+                ErrorCode::AuthenticationFailed => debug!(%peer, account = ?account, "authentication failed"),
+                ErrorCode::ServerError => {
+                    warn!(%peer, account = ?account, error = %escaped(&error), "handshake failed");
+                }
+                code => debug!(%peer, %code, error = %escaped(&error), "handshake refused"),
+            }
+            json(status_of(error.code()), &reply)
+        }
+        Outcome::Authenticated { reply, auth } => {
+            let (username, keys) = auth.into_parts();
+            let (Some(keys), ServerMessage::AuthProof(mut proof)) = (keys, reply) else {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::ServerError,
+                    "no session keys",
+                );
+            };
+            let Some(sid) = st.sessions.create(&username, keys) else {
+                info!(%peer, username = %Escaped(&username), "http session refused: cap");
+                return refusal_response(&crate::admission::Refusal::Channels);
+            };
+            info!(%peer, username = %Escaped(&username), front = "http", "authenticated");
+            proof.session_id = Some(sid);
+            json(StatusCode::OK, &ServerMessage::AuthProof(proof))
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP front (SPEC 7, "After authentication"): the four handshake steps as
+//! JSON over `POST`, HTTP sessions after `/v1/auth/proof`, MAC-signed requests
+//! with an anti-replay window, MAC'd responses, `whoami`, `logout`, `passwd`, an
+//! extractor and a layer for application routes, and a gateway to an upstream.
+//!
+//! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
+//! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
+//! keyed by the socket address, never a header.
+
+mod gateway;
+mod handshake;
+mod sessions;
+mod signed;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use scram_dh::{CredentialStore, ErrorCode, ServerEngine, SessionStore};
+
+use crate::admission::{Admission, Refusal};
+use crate::passwd::PasswdBounds;
+use sessions::Sessions;
+
+pub use signed::{ScramDhUser, SignedLayer};
+
+/// The largest handshake body (SPEC 7: 16 KiB, as a TCP handshake line).
+pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
+/// The header the gateway sets to the authenticated user.
+pub const USER_HEADER: &str = "x-scram-dh-user";
+
+/// Settings of the HTTP front.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// A session unused this long ends (default 15 min).
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, used or not (default 12 h).
+    pub lifetime: Duration,
+    /// Live sessions, all users (default 100,000).
+    pub max_sessions: usize,
+    /// Live sessions per user (default 64).
+    pub max_sessions_per_user: usize,
+    /// Largest signed request body, and largest upstream response (default 1 MiB).
+    pub max_body: usize,
+    /// Where signed requests outside `/v1/` go (`http://host:port`), if anywhere.
+    pub upstream: Option<String>,
+    /// The whole upstream exchange, at most (default 30 s).
+    pub upstream_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(15 * 60),
+            lifetime: Duration::from_secs(12 * 3600),
+            max_sessions: 100_000,
+            max_sessions_per_user: 64,
+            max_body: 1 << 20,
+            upstream: None,
+            upstream_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(crate) struct FrontState<C, S> {
+    pub(crate) engine: Arc<ServerEngine<C, S>>,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) passwd_bounds: PasswdBounds,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) options: HttpOptions,
+    pub(crate) upstream: Option<gateway::Upstream>,
+}
+
+/// The HTTP front.
+pub struct HttpFront<C, S> {
+    state: Arc<FrontState<C, S>>,
+}
+
+impl<C, S> Clone for HttpFront<C, S> {
+    fn clone(&self) -> Self {
+        Self { state: Arc::clone(&self.state) }
+    }
+}
+
+impl<C, S> HttpFront<C, S>
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+{
+    /// A front over a (shared) engine and admission layer; `passwd` applies
+    /// `passwd_bounds` ([`crate::KvLimits::passwd_bounds`]).
+    #[must_use]
+    pub fn new(
+        engine: Arc<ServerEngine<C, S>>,
+        admission: Arc<Admission>,
+        passwd_bounds: PasswdBounds,
+        options: HttpOptions,
+    ) -> Self {
+        let sessions = Arc::new(Sessions::new(
+            options.idle_timeout,
+            options.lifetime,
+            options.max_sessions,
+            options.max_sessions_per_user,
+        ));
+        let upstream = options.upstream.as_deref().map(|base| gateway::Upstream::new(base, &options));
+        Self { state: Arc::new(FrontState { engine, admission, passwd_bounds, sessions, options, upstream }) }
+    }
+
+    /// The layer that verifies signed requests for an application's own router
+    /// (see [`ScramDhUser`]).
+    #[must_use]
+    pub fn layer(&self) -> SignedLayer {
+        SignedLayer::new(Arc::clone(&self.state.sessions), self.state.options.max_body)
+    }
+
+    /// The routes: the handshake under `/v1/registration/*` and `/v1/auth/*`,
+    /// then the signed `GET /v1/whoami`, `POST /v1/logout`, `POST /v1/passwd`, and
+    /// with an upstream, every signed request outside `/v1/` forwarded.
+    pub fn router(&self) -> Router {
+        let mut signed_routes = Router::new()
+            .route("/v1/whoami", get(signed::whoami))
+            .route("/v1/logout", post(signed::logout::<C, S>))
+            .route("/v1/passwd", post(signed::passwd::<C, S>));
+        if self.state.upstream.is_some() {
+            signed_routes = signed_routes.fallback(gateway::forward::<C, S>);
+        }
+        let signed_routes = signed_routes.with_state(Arc::clone(&self.state));
+        Router::new()
+            .route("/v1/registration/pairing", post(handshake::registration_pairing::<C, S>))
+            .route("/v1/registration/password", post(handshake::registration_password::<C, S>))
+            .route("/v1/auth/pairing", post(handshake::auth_pairing::<C, S>))
+            .route("/v1/auth/proof", post(handshake::auth_proof::<C, S>))
+            .with_state(Arc::clone(&self.state))
+            .merge(signed_routes.layer(self.layer()))
+    }
+
+    /// Serves until `shutdown` completes, then finishes requests in flight.
+    ///
+    /// # Errors
+    /// When serving fails.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    }
+}
+
+/// The SPEC error object with a status.
+pub(crate) fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = serde_json::json!({"type": "error", "code": code.as_str(), "message": message}).to_string();
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
+}
+
+/// The status an error code travels with.
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::AuthenticationFailed | ErrorCode::UnknownSession => StatusCode::UNAUTHORIZED,
+        ErrorCode::UsernameTaken | ErrorCode::NonceReused => StatusCode::CONFLICT,
+        ErrorCode::Busy => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `429 busy` with `Retry-After` when the refusal knows when.
+pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
+    let retry = match refusal {
+        Refusal::RateLimited { retry_after }
+        | Refusal::PeerPenalty { retry_after }
+        | Refusal::AccountPenalty { retry_after } => {
+            retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)
+        }
+        _ => 1,
+    };
+    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, ErrorCode::Busy, &refusal.message());
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry.max(1)));
+    r
+}
