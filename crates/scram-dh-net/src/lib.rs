@@ -3,7 +3,11 @@
 //! The scram-dh protocol over tokio TCP: handshake framing (one JSON message per
 //! line, 16 KiB at most), a server with deadlines, caps and rate limits, client
 //! drivers for registration and login with host key pinning, and the encrypted
-//! channel that follows an authentication with a channel.
+//! channel that follows an authentication with a channel; and the HTTP front
+//! ([`http`]): the same handshake as JSON over `POST`, MAC-signed requests with
+//! an anti-replay window, an extractor and a layer for axum apps, and a gateway
+//! in front of any HTTP service. Both fronts can share one engine and one
+//! admission layer ([`Server::from_parts`], [`http::HttpFront::new`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scram_dh_net::NetError> {

@@ -8,6 +8,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
 use scram_dh::message::{ClientMessage, ServerMessage};
 use scram_dh::{CredentialStore, ErrorCode, Outcome, SessionStore};
 use tracing::{debug, info, warn};
@@ -20,63 +21,22 @@ type St<C, S> = State<Arc<FrontState<C, S>>>;
 
 /// Which message a route takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Expect {
+pub(super) enum Expect {
     RegistrationPairing,
     RegistrationPassword,
     AuthPairing,
     AuthProof,
 }
 
-pub(super) async fn registration_pairing<C, S>(
-    st: St<C, S>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response
+/// The `POST` route for one handshake step.
+pub(super) fn route<C, S>(expect: Expect) -> MethodRouter<Arc<FrontState<C, S>>>
 where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
 {
-    step(st, peer, headers, body, Expect::RegistrationPairing).await
-}
-
-pub(super) async fn registration_password<C, S>(
-    st: St<C, S>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response
-where
-    C: CredentialStore + Send + Sync + 'static,
-    S: SessionStore + Send + Sync + 'static,
-{
-    step(st, peer, headers, body, Expect::RegistrationPassword).await
-}
-
-pub(super) async fn auth_pairing<C, S>(
-    st: St<C, S>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response
-where
-    C: CredentialStore + Send + Sync + 'static,
-    S: SessionStore + Send + Sync + 'static,
-{
-    step(st, peer, headers, body, Expect::AuthPairing).await
-}
-
-pub(super) async fn auth_proof<C, S>(
-    st: St<C, S>,
-    peer: ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response
-where
-    C: CredentialStore + Send + Sync + 'static,
-    S: SessionStore + Send + Sync + 'static,
-{
-    step(st, peer, headers, body, Expect::AuthProof).await
+    post(move |st: St<C, S>, peer: ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body| {
+        step(st, peer, headers, body, expect)
+    })
 }
 
 /// Whether the request says `Content-Type: application/json` (parameters allowed).
@@ -175,7 +135,13 @@ where
             };
             let Some(sid) = st.sessions.create(&username, keys) else {
                 info!(%peer, username = %Escaped(&username), "http session refused: cap");
-                return refusal_response(&crate::admission::Refusal::Channels);
+                let mut r = error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::Busy,
+                    "server busy: HTTP session limit reached; try again later",
+                );
+                r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+                return r;
             };
             info!(%peer, username = %Escaped(&username), front = "http", "authenticated");
             proof.session_id = Some(sid);

@@ -25,6 +25,7 @@ use scram_dh::{CredentialStore, ErrorCode, ServerEngine, SessionStore};
 
 use crate::admission::{Admission, Refusal};
 use crate::passwd::PasswdBounds;
+use handshake::Expect;
 use sessions::Sessions;
 
 pub use signed::{ScramDhUser, SignedLayer};
@@ -131,10 +132,10 @@ where
         }
         let signed_routes = signed_routes.with_state(Arc::clone(&self.state));
         Router::new()
-            .route("/v1/registration/pairing", post(handshake::registration_pairing::<C, S>))
-            .route("/v1/registration/password", post(handshake::registration_password::<C, S>))
-            .route("/v1/auth/pairing", post(handshake::auth_pairing::<C, S>))
-            .route("/v1/auth/proof", post(handshake::auth_proof::<C, S>))
+            .route("/v1/registration/pairing", handshake::route(Expect::RegistrationPairing))
+            .route("/v1/registration/password", handshake::route(Expect::RegistrationPassword))
+            .route("/v1/auth/pairing", handshake::route(Expect::AuthPairing))
+            .route("/v1/auth/proof", handshake::route(Expect::AuthProof))
             .with_state(Arc::clone(&self.state))
             .merge(signed_routes.layer(self.layer()))
     }
