@@ -298,8 +298,13 @@ pub async fn http(args: HttpArgs) -> Result<()> {
     let body = args.data.unwrap_or_default();
     let r =
         session.request_with_seq(seq, &args.method, &args.path, body.as_bytes()).await.map_err(http_error)?;
+    // Escaped line by line: the body's own line breaks stay line breaks, nothing
+    // else a server sends can drive the terminal.
     let text = String::from_utf8_lossy(&r.body);
-    let _ = writeln!(std::io::stdout(), "{}", escape(&text));
+    let mut out = std::io::stdout().lock();
+    for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
+        let _ = writeln!(out, "{}", escape(line.strip_suffix('\r').unwrap_or(line)));
+    }
     if (200..300).contains(&r.status) {
         return Ok(());
     }
