@@ -89,6 +89,9 @@ pub struct PasswdArgs {
     /// DH group for the channel the new credential travels over.
     #[arg(long, default_value = "x25519")]
     group: String,
+    /// Change it over HTTP at this base URL (a signed `POST /v1/passwd`).
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
 }
 
 fn group(name: &str) -> Result<Group> {
@@ -432,9 +435,16 @@ pub async fn login(args: LoginArgs) -> Result<()> {
 
 pub async fn passwd(args: PasswdArgs) -> Result<()> {
     crate::init_logging("warn", false);
-    let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+    let mut opts = args.opts.clone();
+    if let (Some(url), None) = (&args.http, &opts.server) {
+        opts.server = Some(url.trim_end_matches('/').trim_start_matches("http://").to_owned());
+    }
+    let (cred, path, server) = load_credential(&opts, args.credential.as_ref(), &args.username)?;
     let new_password =
         read_password(args.password_stdin, &format!("New password for {}: ", cred.username), true)?;
+    if let Some(url) = &args.http {
+        return crate::http_cmds::passwd(url, &args.opts, &cred, &path, &new_password).await;
+    }
     let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
     confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;

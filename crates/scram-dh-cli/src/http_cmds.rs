@@ -336,3 +336,41 @@ pub async fn logout(args: LogoutArgs) -> Result<()> {
         Ok(())
     }
 }
+
+/// `passwd NAME --http URL`: log in over HTTP, then a signed `POST /v1/passwd`
+/// with the new record's public half (computed as the TCP `passwd` does); the new
+/// credential is on disk (`.json.new`) before the server switches.
+pub async fn passwd(
+    url: &str,
+    opts: &ClientOpts,
+    cred: &ClientCredential,
+    path: &Path,
+    new_password: &scram_dh::Password,
+) -> Result<()> {
+    let http = client(url, opts.timeout)?;
+    let dir = config_dir(opts.config_dir.as_deref())?;
+    let config = ClientConfig { max_iterations: opts.max_iterations };
+    let mut session = login_with(&http, cred, config, &dir).await?;
+    let (body, mut updated) =
+        scram_dh_net::http_client::PasswdBody::new(cred, new_password).map_err(http_error)?;
+    updated.unconfirmed = false;
+    let pending = path.with_extension("json.new");
+    write_secret_file(&pending, updated.to_json().as_bytes())?;
+    let spath = http_session_path(&dir, http.server_name(), &session.username);
+    let seq = {
+        let _lock = lock(&spath)?;
+        let seq = session.take_seq();
+        save(&spath, &session)?;
+        seq
+    };
+    let bytes = serde_json::to_vec(&body)?;
+    let r = session.request_with_seq(seq, "POST", "/v1/passwd", &bytes).await.map_err(http_error)?;
+    if r.status != 200 {
+        let _ = std::fs::remove_file(&pending);
+        anyhow::bail!("server refused (status {}): {}", r.status, escape(&String::from_utf8_lossy(&r.body)));
+    }
+    write_secret_file(path, updated.to_json().as_bytes())?;
+    let _ = std::fs::remove_file(&pending);
+    println!("password changed for {}; credential updated at {}", escape(&session.username), path.display());
+    Ok(())
+}

@@ -158,6 +158,18 @@ fn http_register_login_whoami_logout_with_and_without_a_pinned_key() {
     // Each run takes a fresh seq: the same request again works.
     let again = ok(&cli(&config, &["http", "GET", "/v1/whoami", "--http", &base, "--user", "alice"], None));
     assert_eq!(who, again);
+    // passwd over a signed request; the new credential logs in, the old one no longer.
+    let cred = credential_path(&config, &http, "alice");
+    let old = std::fs::read(&cred).unwrap();
+    let out = ok(&cli(&config, &["passwd", "alice", "--http", &base, "--password-stdin"], Some("pw-new")));
+    assert!(out.contains("password changed for alice"), "{out}");
+    assert_ne!(std::fs::read(&cred).unwrap(), old);
+    ok(&cli(&config, &["login", "alice", "--http", &base], None));
+    let stale = dir.path().join("old.json");
+    std::fs::write(&stale, &old).unwrap();
+    let out =
+        cli(&config, &["login", "alice", "--http", &base, "--credential", stale.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     ok(&cli(&config, &["logout", "--http", &base, "--user", "alice"], None));
     assert!(!session.exists());
     let out = cli(&config, &["http", "GET", "/v1/whoami", "--http", &base, "--user", "alice"], None);
