@@ -56,7 +56,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// How often the engine's mock profile is rebuilt from the credential store.
-const MOCK_PROFILE_REFRESH: Duration = Duration::from_secs(300);
+pub(crate) const MOCK_PROFILE_REFRESH: Duration = Duration::from_secs(300);
 
 /// Refused connections being told why, at most; past it they are closed at once.
 const MAX_LINGERING_REFUSALS: usize = 256;

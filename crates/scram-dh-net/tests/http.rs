@@ -497,3 +497,19 @@ async fn session_caps_dh_rate_limit_and_closed_registration() {
     let r = r1_only(&closed, &c, "kim").await;
     assert_eq!((r.status, r.code().as_str()), (400, "unsupported"), "closed registration");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_bodies_are_limited() {
+    let srv = start(Limits::default(), HttpOptions { max_body: 64, ..HttpOptions::default() }).await;
+    let c = client_from(1);
+    let cred = http_register(&srv, &c, "lee", true).await;
+    let s = http_login(&srv, &c, "lee", cred.secret()).await;
+    let big = vec![b'x'; 65];
+    let seq = s.next();
+    let r =
+        s.raw(&c, &srv.http, "POST", "/v1/passwd", &big, &s.sign(seq, "POST", "/v1/passwd", &big), &[]).await;
+    assert_eq!((r.status, r.code().as_str()), (413, "invalid_message"));
+    // The refused request burned no seq.
+    let r = s.raw(&c, &srv.http, "GET", "/v1/whoami", b"", &s.sign(seq, "GET", "/v1/whoami", b""), &[]).await;
+    assert_eq!(r.status, 200);
+}

@@ -28,7 +28,7 @@ use crate::passwd::PasswdBounds;
 use handshake::Expect;
 use sessions::Sessions;
 
-pub use signed::{ScramDhUser, SignedLayer};
+pub use signed::{ScramDhUser, Signed, SignedLayer};
 
 /// The largest handshake body (SPEC 7: 16 KiB, as a TCP handshake line).
 pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
@@ -150,7 +150,22 @@ where
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        // As the TCP front does: records changed by other means (passwd,
+        // imports) reach the unknown users' mock profile (finding M6).
+        let engine = Arc::clone(&self.state.engine);
+        let refresh = tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::server::MOCK_PROFILE_REFRESH);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = engine.refresh_mock_profile().await {
+                    tracing::warn!(error = %e, "refreshing the mock profile failed");
+                }
+            }
+        });
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        refresh.abort();
+        served
     }
 }
 
