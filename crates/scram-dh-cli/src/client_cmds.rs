@@ -44,6 +44,9 @@ pub struct RegisterArgs {
     /// Do not log in after registering.
     #[arg(long)]
     no_login: bool,
+    /// Register over HTTP at this base URL (http://host:port) instead of TCP.
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
 }
 
 /// `login` flags.
@@ -65,6 +68,9 @@ pub struct LoginArgs {
     /// One command to run over the channel, e.g. "set color blue" (default: whoami).
     #[arg(long, short = 'c')]
     command: Option<String>,
+    /// Log in over HTTP at this base URL (http://host:port) and keep the HTTP session.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["no_channel", "command"])]
+    http: Option<String>,
 }
 
 /// `passwd` flags.
@@ -83,6 +89,9 @@ pub struct PasswdArgs {
     /// DH group for the channel the new credential travels over.
     #[arg(long, default_value = "x25519")]
     group: String,
+    /// Change it over HTTP at this base URL (a signed `POST /v1/passwd`).
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
 }
 
 fn group(name: &str) -> Result<Group> {
@@ -154,6 +163,15 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let group = group(&args.group)?;
     let labels = Labels::from_name(&args.labels).ok_or_else(|| usage("--labels must be random or rfc"))?;
     let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
+    if let Some(url) = &args.http {
+        let fingerprint = match &args.fingerprint {
+            Some(fp) => Some(fp.parse::<Fingerprint>().map_err(|e| usage(e.to_string()))?),
+            None => None,
+        };
+        let password = read_password(args.password_stdin, &format!("Password for {username}: "), true)?;
+        let how = crate::http_cmds::HttpRegistration { group, labels, no_login: args.no_login };
+        return crate::http_cmds::register(url, &username, &args.opts, fingerprint, password, how).await;
+    }
     let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
     let dir = config_dir(args.opts.config_dir.as_deref())?;
     let path = credential_path(&dir, &server, &username);
@@ -383,6 +401,9 @@ async fn open(
 
 pub async fn login(args: LoginArgs) -> Result<()> {
     crate::init_logging("warn", false);
+    if let Some(url) = &args.http {
+        return crate::http_cmds::login(url, &args.username, &args.opts, args.credential.as_ref()).await;
+    }
     let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
     if args.no_channel {
         if args.command.is_some() {
@@ -414,9 +435,16 @@ pub async fn login(args: LoginArgs) -> Result<()> {
 
 pub async fn passwd(args: PasswdArgs) -> Result<()> {
     crate::init_logging("warn", false);
-    let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+    let mut opts = args.opts.clone();
+    if let (Some(url), None) = (&args.http, &opts.server) {
+        opts.server = Some(url.trim_end_matches('/').trim_start_matches("http://").to_owned());
+    }
+    let (cred, path, server) = load_credential(&opts, args.credential.as_ref(), &args.username)?;
     let new_password =
         read_password(args.password_stdin, &format!("New password for {}: ", cred.username), true)?;
+    if let Some(url) = &args.http {
+        return crate::http_cmds::passwd(url, &args.opts, &cred, &path, &new_password).await;
+    }
     let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
     confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;

@@ -9,6 +9,7 @@ mod admin;
 mod bench;
 mod client_cmds;
 mod demo;
+mod http_cmds;
 mod paths;
 mod serve;
 
@@ -43,6 +44,10 @@ enum Command {
     Users(admin::UsersArgs),
     /// Start a throwaway server, register, provision, log in, and show every message.
     Demo(demo::DemoArgs),
+    /// One signed request over a saved HTTP session (`login --http`); prints the body.
+    Http(http_cmds::HttpArgs),
+    /// End a saved HTTP session (`POST /v1/logout`) and remove its file.
+    Logout(http_cmds::LogoutArgs),
     /// Load generator: logins or registrations per second against a throwaway loopback server.
     Bench(bench::BenchArgs),
 }
@@ -52,16 +57,16 @@ enum Command {
 pub struct ClientOpts {
     /// Server address (host:port). Defaults to the credential's server, else 127.0.0.1:7878.
     #[arg(long, short = 's', env = "SCRAM_DH_SERVER")]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Directory for credentials and known_hosts (default: ~/.config/scram-dh).
     #[arg(long, env = "SCRAM_DH_CONFIG_DIR")]
-    config_dir: Option<PathBuf>,
+    pub(crate) config_dir: Option<PathBuf>,
     /// Seconds to wait for the server: to connect, and for each whole exchange.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// Refuse server iteration counts above this.
     #[arg(long, default_value_t = scram_dh::credential::DEFAULT_MAX_ITERATIONS)]
-    max_iterations: u32,
+    pub(crate) max_iterations: u32,
 }
 
 /// Exit codes.
@@ -102,6 +107,14 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(x) = cause.downcast_ref::<Exit>() {
             return x.code;
+        }
+        if let Some(h) = cause.downcast_ref::<scram_dh_net::http_client::HttpError>() {
+            if h.is_auth_failure() {
+                return exit::AUTH;
+            }
+            if h.is_connection_failure() {
+                return exit::CONNECTION;
+            }
         }
         if let Some(n) = cause.downcast_ref::<scram_dh_net::NetError>() {
             if n.is_auth_failure() {
@@ -145,6 +158,8 @@ fn main() -> ExitCode {
             Command::Users(a) => admin::users(a).await,
             Command::Demo(a) => demo::run(a).await,
             Command::Bench(a) => bench::run(a).await,
+            Command::Http(a) => http_cmds::http(a).await,
+            Command::Logout(a) => http_cmds::logout(a).await,
         }
     });
     match result {

@@ -38,6 +38,14 @@ pub fn credential_path(config: &Path, server: &str, username: &str) -> PathBuf {
     config.join("credentials").join(safe(server)).join(format!("{}.json", safe(username)))
 }
 
+/// `<config>/http-sessions/<server>/<user>.json`: an HTTP session (id, keys, next
+/// seq) beside the credentials, made file-safe the same way.
+pub fn http_session_path(config: &Path, server: &str, username: &str) -> PathBuf {
+    let cred = credential_path(config, server, username);
+    let rel = cred.strip_prefix(config.join("credentials")).map(Path::to_path_buf).unwrap_or_default();
+    config.join("http-sessions").join(rel)
+}
+
 /// Makes `config` and every directory from it down to `path`'s parent private
 /// (0700): missing ones are created so, existing ones we own are tightened. The
 /// directories above `config` are created with the usual mode if missing, as SSH

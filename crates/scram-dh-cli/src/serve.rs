@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use scram_dh::{Group, MemorySessionStore, ServerConfig, ServerEngine};
+use scram_dh_net::http::{HttpFront, HttpOptions};
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use scram_dh_store::SqliteCredentialStore;
 use serde::Deserialize;
@@ -91,6 +92,18 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "SCRAM_DH_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Also serve the HTTP front (SPEC 7) on this address, over the same engine and limits.
+    #[arg(long, env = "SCRAM_DH_HTTP")]
+    http: Option<String>,
+    /// Gateway: forward signed HTTP requests outside /v1/ to this http:// URL, with X-Scram-DH-User.
+    #[arg(long, env = "SCRAM_DH_UPSTREAM")]
+    upstream: Option<String>,
+    /// Seconds an HTTP session may go unused [default: 900].
+    #[arg(long, env = "SCRAM_DH_HTTP_IDLE_TIMEOUT")]
+    http_idle_timeout: Option<f64>,
+    /// Seconds an HTTP session lasts at most [default: 43200].
+    #[arg(long, env = "SCRAM_DH_HTTP_LIFETIME")]
+    http_lifetime: Option<f64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -118,6 +131,10 @@ struct FileConfig {
     registrations_per_sec: Option<f64>,
     registration_burst: Option<f64>,
     log_format: Option<String>,
+    http: Option<String>,
+    upstream: Option<String>,
+    http_idle_timeout: Option<f64>,
+    http_lifetime: Option<f64>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -170,6 +187,10 @@ pub struct Settings {
     pub kv: KvLimits,
     pub max_sessions: usize,
     pub json_logs: bool,
+    /// The HTTP front's address, if it is served.
+    pub http: Option<String>,
+    /// Its session expiry and gateway upstream.
+    pub http_options: HttpOptions,
 }
 
 impl Settings {
@@ -188,6 +209,8 @@ impl Settings {
             kv: KvLimits::default(),
             max_sessions: 100_000,
             json_logs: false,
+            http: None,
+            http_options: HttpOptions::default(),
         }
     }
 }
@@ -331,7 +354,34 @@ impl ServeArgs {
         if max_sessions == 0 {
             return Err(usage("--max-sessions must be positive"));
         }
+        let mut http_options = HttpOptions::default();
+        let positive = |name: &str, v: Option<f64>, d: Duration| -> Result<Duration> {
+            match v {
+                None => Ok(d),
+                Some(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
+                Some(_) => Err(usage(format!("{name} must be a positive number of seconds"))),
+            }
+        };
+        http_options.idle_timeout = positive(
+            "http_idle_timeout",
+            self.http_idle_timeout.or(file.http_idle_timeout),
+            http_options.idle_timeout,
+        )?;
+        http_options.lifetime =
+            positive("http_lifetime", self.http_lifetime.or(file.http_lifetime), http_options.lifetime)?;
+        http_options.upstream = self.upstream.or(file.upstream);
+        if let Some(u) = &http_options.upstream
+            && !u.starts_with("http://")
+        {
+            return Err(usage(format!("--upstream must be an http:// URL, not {u:?}")));
+        }
+        let http = self.http.or(file.http);
+        if http.is_none() && http_options.upstream.is_some() {
+            return Err(usage("--upstream needs --http ADDR"));
+        }
         Ok(Settings {
+            http,
+            http_options,
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7878".into()),
             db,
             host_key,
@@ -435,8 +485,36 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         max_connections = settings.limits.max_connections,
         "scram-dh server listening"
     );
-    // A line on stdout for people and scripts (tests read the address from it).
-    println!("listening on {addr} host key {fingerprint}");
-    server.run(listener, shutdown_signal()).await?;
+    // One signal stops both fronts.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let Some(http_addr) = &settings.http else {
+        // A line on stdout for people and scripts (tests read the address from it).
+        println!("listening on {addr} host key {fingerprint}");
+        server.run(listener, stopped(stop_rx)).await?;
+        return Ok(());
+    };
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("listening for HTTP on {http_addr}"))?;
+    let http_local = http_listener.local_addr()?;
+    // The same engine (stores, sessions) and the same admission layer as TCP.
+    let front = HttpFront::new(
+        server.engine_arc(),
+        Arc::clone(server.admission()),
+        settings.kv.passwd_bounds(),
+        settings.http_options.clone(),
+    );
+    info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");
+    println!("listening on {addr} host key {fingerprint} http {http_local}");
+    let http_task = tokio::spawn(front.run(http_listener, stopped(stop_rx.clone())));
+    server.run(listener, stopped(stop_rx)).await?;
+    http_task.await.context("the HTTP front panicked")??;
     Ok(())
 }

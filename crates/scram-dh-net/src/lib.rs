@@ -34,6 +34,7 @@ pub mod framing;
 mod handshake;
 pub mod http;
 pub mod http_auth;
+pub mod http_client;
 pub mod known_hosts;
 pub mod log;
 pub mod passwd;

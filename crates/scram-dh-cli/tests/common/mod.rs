@@ -18,6 +18,8 @@ pub struct Server {
     pub addr: String,
     pub fingerprint: String,
     pub log: PathBuf,
+    /// The HTTP front's address, when started with `--http`.
+    pub http: Option<String>,
 }
 
 impl Server {
@@ -67,7 +69,9 @@ impl Server {
                 std::fs::read_to_string(&log).unwrap_or_default()
             ));
         }
-        Ok(Self { addr: words[2].to_owned(), fingerprint: words[5].to_owned(), child, log })
+        // "... http 127.0.0.1:PORT" with `--http`.
+        let http = (words.len() >= 8 && words[6] == "http").then(|| words[7].to_owned());
+        Ok(Self { addr: words[2].to_owned(), fingerprint: words[5].to_owned(), child, log, http })
     }
 
     /// SIGTERM and wait: a graceful shutdown must exit 0. Returns the log.
