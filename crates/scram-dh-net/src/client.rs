@@ -97,6 +97,61 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&ClientCredential) -> Result<(), NetError>,
 {
+    let mut io = Lines(BufReader::new(io));
+    register_flow(username, password, options, on_provisional, &mut io).await
+}
+
+/// One handshake step over a transport: send a message, get the server's reply.
+pub(crate) trait Exchange {
+    /// What the transport fails with.
+    type Error: From<NetError>;
+    /// Sends `msg` (registration step `step`) and returns the reply.
+    fn exchange(
+        &mut self,
+        step: RegistrationStep,
+        msg: &ClientMessage,
+    ) -> impl core::future::Future<Output = Result<ServerMessage, Self::Error>>;
+}
+
+/// The TCP transport: one JSON message per line.
+struct Lines<S>(BufReader<S>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Exchange for Lines<S> {
+    type Error = NetError;
+    async fn exchange(
+        &mut self,
+        _: RegistrationStep,
+        msg: &ClientMessage,
+    ) -> Result<ServerMessage, NetError> {
+        exchange(&mut self.0, msg).await
+    }
+}
+
+/// Which registration step a message is, for transports that route by step (HTTP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RegistrationStep {
+    /// R1 → R2.
+    Pairing,
+    /// R3 → R4.
+    Password,
+}
+
+/// The client side of in-band registration over any transport: `exchange` sends
+/// one step and returns the server's reply. Host-key pinning or TOFU, the
+/// provisional credential before R3 (`on_provisional`), the known-hosts entry once
+/// R4 checks out: the one definition the TCP and HTTP clients share.
+pub(crate) async fn register_flow<X, F>(
+    username: &str,
+    password: Password,
+    options: &RegisterOptions,
+    on_provisional: F,
+    transport: &mut X,
+) -> Result<ClientCredential, X::Error>
+where
+    X: Exchange,
+    F: FnOnce(&ClientCredential) -> Result<(), NetError>,
+{
+    let net = |e: scram_dh::Error| X::Error::from(NetError::from(e));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let (check, tofu) = match &options.policy {
         HostKeyPolicy::Fingerprint(fp) => (HostKeyCheck::Pinned(*fp), None),
@@ -105,7 +160,6 @@ where
             None => (HostKeyCheck::TrustOnFirstUse, Some((file, server))),
         },
     };
-    let mut io = BufReader::new(io);
     let step = RegistrationClient::start(
         &mut rng,
         username,
@@ -114,13 +168,22 @@ where
         options.labels,
         check,
         options.config,
-    )?;
-    let r2 = exchange(&mut io, &step.message).await?.into_registration_pairing()?;
-    let step = step.state.receive_pairing(r2)?;
+    )
+    .map_err(net)?;
+    let r2 = transport
+        .exchange(RegistrationStep::Pairing, &step.message)
+        .await?
+        .into_registration_pairing()
+        .map_err(net)?;
+    let step = step.state.receive_pairing(r2).map_err(net)?;
     let fingerprint = step.state.host_key_fingerprint();
     on_provisional(&step.state.provisional_credential())?;
-    let r4 = exchange(&mut io, &step.message).await?.into_registration_keys()?;
-    let credential = step.state.finish(r4)?;
+    let r4 = transport
+        .exchange(RegistrationStep::Password, &step.message)
+        .await?
+        .into_registration_keys()
+        .map_err(net)?;
+    let credential = step.state.finish(r4).map_err(net)?;
     if let Some((file, server)) = tofu {
         file.add(server, &fingerprint)?;
     }

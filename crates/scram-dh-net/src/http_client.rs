@@ -13,13 +13,12 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use scram_dh::auth::client::AuthClient;
 use scram_dh::message::{ClientMessage, ServerMessage};
-use scram_dh::register::client::{HostKeyCheck, RegistrationClient};
 use scram_dh::secret::{SessionKeys, SymmetricKey};
 use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Group, Password};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
-use crate::client::{HostKeyPolicy, RegisterOptions};
+use crate::client::{Exchange, RegisterOptions, RegistrationStep, register_flow};
 use crate::error::NetError;
 use crate::http_auth::{Authorization, RESPONSE_MAC_HEADER, mac_matches, response_mac};
 
@@ -188,42 +187,7 @@ impl HttpClient {
     where
         F: FnOnce(&ClientCredential) -> Result<(), NetError>,
     {
-        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-        let (check, tofu) = match &options.policy {
-            HostKeyPolicy::Fingerprint(fp) => (HostKeyCheck::Pinned(*fp), None),
-            HostKeyPolicy::KnownHosts { file, server } => match file.lookup(server)? {
-                Some(fp) => (HostKeyCheck::Pinned(fp), None),
-                None => (HostKeyCheck::TrustOnFirstUse, Some((file, server))),
-            },
-        };
-        let step = RegistrationClient::start(
-            &mut rng,
-            username,
-            password,
-            options.group,
-            options.labels,
-            check,
-            options.config,
-        )
-        .map_err(NetError::from)?;
-        let r2 = self
-            .step(REGISTRATION_PAIRING, &step.message)
-            .await?
-            .into_registration_pairing()
-            .map_err(NetError::from)?;
-        let step = step.state.receive_pairing(r2).map_err(NetError::from)?;
-        let fingerprint = step.state.host_key_fingerprint();
-        on_provisional(&step.state.provisional_credential())?;
-        let r4 = self
-            .step(REGISTRATION_PASSWORD, &step.message)
-            .await?
-            .into_registration_keys()
-            .map_err(NetError::from)?;
-        let credential = step.state.finish(r4).map_err(NetError::from)?;
-        if let Some((file, server)) = tofu {
-            file.add(server, &fingerprint)?;
-        }
-        Ok(credential)
+        register_flow(username, password, options, on_provisional, &mut &*self).await
     }
 
     /// Authenticates (SPEC 4) with channel keys in `group` and returns the HTTP
@@ -265,6 +229,22 @@ impl HttpClient {
             next_seq: 0,
             client: Some(self.clone()),
         })
+    }
+}
+
+/// The HTTP transport: each registration step is a POST to its route.
+impl Exchange for &HttpClient {
+    type Error = HttpError;
+    async fn exchange(
+        &mut self,
+        step: RegistrationStep,
+        msg: &ClientMessage,
+    ) -> Result<ServerMessage, HttpError> {
+        let route = match step {
+            RegistrationStep::Pairing => REGISTRATION_PAIRING,
+            RegistrationStep::Password => REGISTRATION_PASSWORD,
+        };
+        self.step(route, msg).await
     }
 }
 

@@ -212,21 +212,22 @@ async fn m3_a_few_peers_cannot_take_the_last_slots() {
         max_handshakes: 40,
         max_handshakes_per_peer: 10,
         connection_reserve: 12,
-        reserve_peer_max: 1,
+        reserve_peer_max: 2,
         ..Limits::default()
     })
     .await;
     let mut held = Vec::new();
     // Four flooding addresses try to hold 10 each: 28 of 40 slots are open to all,
-    // and the reserve takes only peers holding none yet (the fourth gets one).
+    // and the reserve takes only peers holding fewer than 2 (the fourth gets two).
     for src in 10..14u8 {
         for _ in 0..10 {
             held.push(BufReader::new(connect_from(src, srv.addr).await));
         }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(srv.admission.usage().connections, 29, "the reserve is kept");
-    // A newcomer still gets in (registers and logs in with a channel).
+    assert_eq!(srv.admission.usage().connections, 30, "the reserve is kept");
+    // A newcomer still gets in (registers and logs in with a channel; its closed
+    // registration connection may still count for a moment, hence 2 above).
     let cred = register(&srv, 2, "newcomer").await;
     login(&srv, 2, "newcomer", cred.secret(), true).await.unwrap();
 }
