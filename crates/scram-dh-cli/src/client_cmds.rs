@@ -213,14 +213,7 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
     let stream = connect(&server, args.opts.timeout).await?;
     let options = RegisterOptions { group, labels, policy, config };
     let saved = std::cell::Cell::new(false);
-    let save_provisional = |provisional: &ClientCredential| {
-        let mut provisional = provisional.clone();
-        provisional.server = Some(server.clone());
-        write_secret_file(&path, provisional.to_json().as_bytes())
-            .map_err(|e| NetError::Local(format!("saving the provisional credential: {e:#}")))?;
-        saved.set(true);
-        Ok(())
-    };
+    let save_provisional = crate::client_cmds::provisional_saver(&path, &server, &saved);
     let result =
         timed(args.opts.timeout, register_with(stream, &username, password, &options, save_provisional))
             .await;
@@ -251,6 +244,23 @@ pub async fn register(args: RegisterArgs) -> Result<()> {
         login_after_register(&args.opts, &cred, &server, group, config).await?;
     }
     Ok(())
+}
+
+/// The hook that saves the provisional credential (SPEC 7, L10) at `path`, marked
+/// unconfirmed, before R3 is sent; `saved` records that it did.
+pub(crate) fn provisional_saver<'a>(
+    path: &'a Path,
+    server: &'a str,
+    saved: &'a std::cell::Cell<bool>,
+) -> impl FnOnce(&ClientCredential) -> Result<(), NetError> + 'a {
+    move |provisional: &ClientCredential| {
+        let mut provisional = provisional.clone();
+        provisional.server = Some(server.to_owned());
+        write_secret_file(path, provisional.to_json().as_bytes())
+            .map_err(|e| NetError::Local(format!("saving the provisional credential: {e:#}")))?;
+        saved.set(true);
+        Ok(())
+    }
 }
 
 /// The unconfirmed credential left at `path` by an earlier `register`, if any. A

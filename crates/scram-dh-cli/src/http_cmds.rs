@@ -117,14 +117,7 @@ pub async fn register(
     let config = ClientConfig { max_iterations: opts.max_iterations };
     let options = RegisterOptions { group, labels, policy, config };
     let saved = std::cell::Cell::new(false);
-    let save_provisional = |provisional: &ClientCredential| {
-        let mut provisional = provisional.clone();
-        provisional.server = Some(server.clone());
-        write_secret_file(&path, provisional.to_json().as_bytes())
-            .map_err(|e| NetError::Local(format!("saving the provisional credential: {e:#}")))?;
-        saved.set(true);
-        Ok(())
-    };
+    let save_provisional = crate::client_cmds::provisional_saver(&path, &server, &saved);
     let mut cred = match http.register(username, password, &options, save_provisional).await {
         Ok(c) => c,
         Err(HttpError::Net(e @ NetError::Protocol(scram_dh::Error::Peer { .. }))) if saved.get() => {
