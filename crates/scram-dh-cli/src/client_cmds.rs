@@ -352,6 +352,26 @@ async fn login_after_register(
     Ok(())
 }
 
+/// Reads the credential file at `path` and checks it is `username`'s (after SASLprep).
+pub(crate) fn read_credential(path: &Path, username: &str) -> Result<ClientCredential> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "no credential for {username} at {} ({e}); register first, or pass --credential FILE",
+            path.display()
+        ))
+    })?);
+    let cred = ClientCredential::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let wanted = scram_dh::username::normalize(username).map_err(|e| usage(e.to_string()))?;
+    if cred.username != wanted {
+        return Err(usage(format!(
+            "{} holds a credential for {:?}, not {wanted:?}",
+            path.display(),
+            cred.username
+        )));
+    }
+    Ok(cred)
+}
+
 fn load_credential(
     opts: &ClientOpts,
     file: Option<&PathBuf>,
@@ -369,21 +389,7 @@ fn load_credential(
             path
         }
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        usage(format!(
-            "no credential for {username} at {} ({e}); register first, or pass --credential FILE",
-            path.display()
-        ))
-    })?;
-    let cred = ClientCredential::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let wanted = scram_dh::username::normalize(username).map_err(|e| usage(e.to_string()))?;
-    if cred.username != wanted {
-        return Err(usage(format!(
-            "{} holds a credential for {:?}, not {wanted:?}",
-            path.display(),
-            cred.username
-        )));
-    }
+    let cred = read_credential(&path, username)?;
     let server = opts.server.clone().or_else(|| cred.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.into());
     Ok((cred, path, server))
 }

@@ -156,21 +156,7 @@ pub async fn login(url: &str, username: &str, opts: &ClientOpts, credential: Opt
         Some(p) => p.clone(),
         None => credential_path(&dir, opts.server.as_deref().unwrap_or(http.server_name()), username),
     };
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
-        usage(format!(
-            "no credential for {username} at {} ({e}); register first, or pass --credential",
-            path.display()
-        ))
-    })?);
-    let cred = ClientCredential::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let wanted = scram_dh::username::normalize(username).map_err(|e| usage(e.to_string()))?;
-    if cred.username != wanted {
-        return Err(usage(format!(
-            "{} holds a credential for {:?}, not {wanted:?}",
-            path.display(),
-            cred.username
-        )));
-    }
+    let cred = crate::client_cmds::read_credential(&path, username)?;
     let config = ClientConfig { max_iterations: opts.max_iterations };
     let session = login_with(&http, &cred, config, &dir).await?;
     if cred.unconfirmed {
