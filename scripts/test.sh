@@ -4,14 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The packet-capture test (crates/scram-dh-cli/tests/capture.rs) needs tcpdump;
-# it fails, never skips, without it.
-if ! command -v tcpdump >/dev/null 2>&1; then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo apt-get update
-    $sudo apt-get install -y tcpdump
-fi
+# The tests that need programs from outside install them first, each only when
+# missing (scripts/peers.sh; apt-get update runs once, only if something is missing):
+# tcpdump for the packet-capture test (crates/scram-dh-cli/tests/capture.rs), and the
+# standard-SCRAM peers for crates/scram-dh-cli/tests/std_interop.rs (gsasl, socat,
+# PostgreSQL 15, scramp and requests-scram in target/peers-venv, npm gel in
+# interop/node). Those tests fail, never skip, without them.
+./scripts/peers.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
