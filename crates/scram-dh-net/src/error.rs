@@ -28,6 +28,10 @@ pub enum NetError {
     /// The protocol refused something (either side).
     #[error(transparent)]
     Protocol(#[from] scram_dh::Error),
+    /// TLS failed: a certificate or key file, the handshake, or the server's
+    /// certificate was refused.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A credential or known-hosts file problem.
     #[error("{0}")]
     Local(String),
@@ -46,7 +50,8 @@ impl NetError {
                 | Self::Protocol(scram_dh::Error::AuthenticationFailed)
                 | Self::Protocol(scram_dh::Error::HostKeyMismatch { .. })
                 | Self::Protocol(scram_dh::Error::BadHostSignature)
-        )
+        ) || matches!(self, Self::Protocol(e @ scram_dh::Error::ScramRefused { .. })
+            if e.code() == ErrorCode::AuthenticationFailed)
     }
 
     /// Whether the connection itself failed (refused, reset, timed out, closed).

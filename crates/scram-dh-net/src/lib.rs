@@ -38,6 +38,7 @@ pub mod http_client;
 pub mod known_hosts;
 pub mod log;
 pub mod passwd;
+pub mod sasl;
 pub mod server;
 pub mod service;
 pub mod stream;
