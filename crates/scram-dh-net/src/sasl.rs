@@ -477,7 +477,8 @@ where
     fn failed(&self, peer: PeerKey, failure: &SaslFailure) {
         let account = failure.username.as_deref();
         if failure.is_failed_proof() {
-            debug!(%peer, account = ?account.map(Escaped), "standard SCRAM proof failed");
+            // The reason tells a wrong password from a record with random labels.
+            debug!(%peer, account = ?account.map(Escaped), reason = %escaped(&failure.error), "standard SCRAM proof failed");
             self.admission.record_login(peer, LoginOutcome::FailedProof(account));
         } else {
             self.admission.record_login(peer, LoginOutcome::Other);
