@@ -1042,3 +1042,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn verifier_from_an_independent_implementation_logs_in() {
+    // Computed with Python's hashlib/hmac (PBKDF2-HMAC-SHA-256, "Client Key" /
+    // "Server Key"), salt bytes 0..32, ic 8192, password "correct horse"; also a
+    // seed of the sasl_text fuzz corpus.
+    let v = "SCRAM-SHA-256$8192:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=$\
+             XPUgVyg+42yh9AIS9pjw7xm8vdnEBsO+D+wKJnUKzbA=:a06c8SwK93IFAQ7/IrLgNcYlOQ4iXINCv9iZAqHmqAY=";
+    let rec = Record::from_postgres_verifier("carol", v, 0).unwrap();
+    assert_eq!(rec, record("carol", "correct horse", &(0u8..32).collect::<Vec<_>>(), 8192));
+    assert!(
+        exchange(
+            client("carol", "correct horse", ClientChannel::Unsupported),
+            Some(rec.clone()),
+            ServerChannel::None
+        )
+        .is_ok()
+    );
+    refused(
+        exchange(
+            client("carol", "correct horse!", ClientChannel::Unsupported),
+            Some(rec),
+            ServerChannel::None,
+        ),
+        V::InvalidProof,
+    );
+}
