@@ -40,7 +40,7 @@ use scram_dh::sasl::{
     ClientChannel, MECHANISM, MECHANISM_PLUS, SaslFailure, ServerChannel, ServerErrorValue,
 };
 use scram_dh::{ClientConfig, CredentialStore, Error, Password, ServerEngine, SessionStore};
-use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -126,7 +126,8 @@ pub fn tls_client_config(ca_pem: &Path) -> Result<Arc<rustls::ClientConfig>, Net
 /// RFC 9266 `tls-exporter` value, for [`ClientChannel::TlsExporter`].
 ///
 /// # Errors
-/// [`NetError::Tls`] (bad name, certificate refused, handshake failure).
+/// [`NetError::CertificateRefused`] when the server's certificate does not
+/// verify, [`NetError::Tls`] for a bad name or another handshake failure.
 pub async fn connect_tls(
     stream: TcpStream,
     server_name: &str,
@@ -134,10 +135,17 @@ pub async fn connect_tls(
 ) -> Result<(tokio_rustls::client::TlsStream<TcpStream>, [u8; 32]), NetError> {
     let name = rustls_pki_types::ServerName::try_from(server_name.to_owned())
         .map_err(|e| NetError::Tls(format!("{server_name:?}: {e}")))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, stream)
-        .await
-        .map_err(|e| NetError::Tls(format!("TLS handshake with {server_name}: {e}")))?;
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.map_err(|e| {
+        let certificate = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+        if certificate {
+            NetError::CertificateRefused(format!("{server_name}: {e}"))
+        } else {
+            NetError::Tls(format!("TLS handshake with {server_name}: {e}"))
+        }
+    })?;
     let exporter = client_exporter(tls.get_ref().1)?;
     Ok((tls, exporter))
 }
@@ -161,7 +169,8 @@ pub struct SaslLogin {
 ///
 /// # Errors
 /// [`NetError::Protocol`] with [`scram_dh::Error::ScramRefused`] when the server
-/// answers `e=…`, [`scram_dh::Error::ServerSignature`] when the server cannot
+/// answers `e=…`, [`scram_dh::Error::AuthenticationFailed`] when it hangs up
+/// instead of answering the proof, [`scram_dh::Error::ServerSignature`] when the server cannot
 /// prove it holds the user's record, [`scram_dh::Error::IterationCount`];
 /// I/O errors, [`NetError::Closed`], [`NetError::Timeout`] past `timeout`.
 ///
@@ -207,12 +216,23 @@ pub async fn sasl_login<T: AsyncRead + AsyncWrite + Unpin>(
             }
             break decode_token(&line)?;
         };
+        // RFC 5802's grammar has no error in place of server-first, but servers
+        // (ours, PostgreSQL) refuse there with `e=` too.
+        if let Some(value) = server_first.strip_prefix(b"e=") {
+            let value = String::from_utf8_lossy(&value[..value.len().min(256)]).into_owned();
+            return Err(NetError::Protocol(Error::ScramRefused { value }));
+        }
         let fin = client.receive_server_first(&server_first)?;
         write_line(&mut io, &STANDARD.encode(fin.client_final())).await?;
-        let line = read_line(&mut io).await?.ok_or(NetError::Closed)?;
+        // A server that hangs up instead of answering the proof refused it: that is
+        // what `gsasl --server` does on a wrong password (it sends no `e=`).
+        let line = read_line(&mut io).await?.ok_or(NetError::Protocol(Error::AuthenticationFailed))?;
         fin.receive_server_final(&decode_token(&line)?)?;
-        // Tell the server its signature checked out; a gsasl server may close first.
+        // Tell the server its signature checked out, and that nothing more follows:
+        // ours answers with an empty line and closes; a gsasl server sends nothing
+        // and waits for the end of our stream.
         let _ = write_line(&mut io, "").await;
+        let _ = io.get_mut().shutdown().await;
         let _ = tokio::time::timeout(CLOSING_LINE_WAIT, read_line(&mut io)).await;
         Ok::<_, NetError>(())
     };

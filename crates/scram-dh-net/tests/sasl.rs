@@ -276,7 +276,8 @@ async fn a_client_refuses_an_untrusted_certificate() {
     let (other_ca, _) = certificate(other.path());
     let stream = TcpStream::connect(&srv.tls_addr).await.unwrap();
     let e = connect_tls(stream, "localhost", tls_client_config(&other_ca).unwrap()).await.unwrap_err();
-    assert!(matches!(e, NetError::Tls(_)), "{e:?}");
+    assert!(matches!(e, NetError::CertificateRefused(_)), "{e:?}");
+    assert!(e.is_auth_failure());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
