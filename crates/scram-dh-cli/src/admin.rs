@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use scram_dh::record::Inserted;
 use scram_dh::{CredentialStore, Labels};
@@ -62,6 +62,78 @@ enum UsersAction {
     },
     /// Export records as PostgreSQL SCRAM verifiers, `username<TAB>verifier` per line.
     Export,
+    /// Import PostgreSQL SCRAM-SHA-256 verifiers (`SCRAM-SHA-256$<ic>:<salt>$<StoredKey>:<ServerKey>`,
+    /// as `pg_authid.rolpassword` holds them) as records with rfc labels: one
+    /// user from the arguments, or every `username<TAB>verifier` line of --file.
+    /// A malformed verifier is an error, never taken for a password; a file with one
+    /// bad line imports nothing.
+    ImportVerifier {
+        /// The username.
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        username: Option<String>,
+        /// The verifier (quote it: it contains `$`).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        verifier: Option<String>,
+        /// A file of `username<TAB>verifier` lines (`-` for standard input), e.g. `users export`'s output.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Replace existing users' records instead of refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Highest iteration count accepted.
+        #[arg(long, default_value_t = scram_dh::config::DEFAULT_MAX_IC)]
+        max_ic: u32,
+    },
+}
+
+/// Parses and checks verifiers: every line or none.
+fn parse_verifiers(lines: &[(String, String)], max_ic: u32) -> Result<Vec<scram_dh::Record>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, (username, verifier)) in lines.iter().enumerate() {
+        let at = if lines.len() > 1 { format!("line {}: ", i + 1) } else { String::new() };
+        let record = scram_dh::Record::from_postgres_verifier(username, verifier, now_secs())
+            .map_err(|e| usage(format!("{at}{}: {e}", crate::term::escape(username))))?;
+        let salt = scram_dh::config::SALT_LEN_RANGE;
+        if !salt.contains(&record.salt.len()) || record.ic > max_ic {
+            return Err(usage(format!(
+                "{at}{}: salt must be {} to {} bytes and the iteration count at most {max_ic} \
+                 (found {} bytes, {}); unknown users' replies must be able to look the same",
+                record.username,
+                salt.start(),
+                salt.end(),
+                record.salt.len(),
+                record.ic
+            )));
+        }
+        if !seen.insert(record.username.clone()) {
+            return Err(usage(format!("{at}{} appears twice", record.username)));
+        }
+        records.push(record);
+    }
+    if records.is_empty() {
+        return Err(usage("no verifiers to import"));
+    }
+    Ok(records)
+}
+
+fn read_verifier_lines(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading verifiers from stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((user, verifier)) = line.split_once('\t') else {
+            return Err(usage(format!("line {}: expected username<TAB>verifier", i + 1)));
+        };
+        out.push((user.to_owned(), verifier.to_owned()));
+    }
+    Ok(out)
 }
 
 fn now_secs() -> u64 {
@@ -122,7 +194,8 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
 
 pub async fn users(args: UsersArgs) -> Result<()> {
     crate::init_logging("warn", false);
-    if !args.db.exists() {
+    // An import may start a new database; every other action needs an existing one.
+    if !args.db.exists() && !matches!(args.action, UsersAction::ImportVerifier { .. }) {
         return Err(usage(format!("no database at {}", args.db.display())));
     }
     let store = open_store(&args.db).await?;
@@ -148,6 +221,32 @@ pub async fn users(args: UsersArgs) -> Result<()> {
                 bail!("no such user: {username}");
             }
             println!("deleted {username}");
+        }
+        UsersAction::ImportVerifier { username, verifier, file, replace, max_ic } => {
+            let lines = match (file, username, verifier) {
+                (Some(path), _, _) => read_verifier_lines(&path)?,
+                (None, Some(u), Some(v)) => vec![(u, v)],
+                _ => return Err(usage("give USERNAME VERIFIER, or --file PATH")),
+            };
+            let records = parse_verifiers(&lines, max_ic)?;
+            if !replace {
+                for r in &records {
+                    if store.read(&r.username).await?.is_some() {
+                        bail!("user {} exists; nothing imported (use --replace to overwrite)", r.username);
+                    }
+                }
+            }
+            for r in &records {
+                let done = match store.insert(r).await? {
+                    Inserted::Inserted => true,
+                    Inserted::AlreadyExists if replace => store.replace(r).await?,
+                    Inserted::AlreadyExists => false,
+                };
+                if !done {
+                    bail!("user {} appeared meanwhile; records before it were imported", r.username);
+                }
+                println!("imported {}", r.username);
+            }
         }
         UsersAction::Export => {
             for name in store.list().await? {

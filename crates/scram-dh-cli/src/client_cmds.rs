@@ -71,6 +71,27 @@ pub struct LoginArgs {
     /// Log in over HTTP at this base URL (http://host:port) and keep the HTTP session.
     #[arg(long, value_name = "URL", conflicts_with_all = ["no_channel", "command"])]
     http: Option<String>,
+    /// Log in with standard SCRAM-SHA-256 and the password (RFC 5802, GNU SASL's
+    /// line framing) at this HOST:PORT: a `serve --sasl` listener, or any standard
+    /// server speaking that framing (e.g. `gsasl --server` behind socat).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        conflicts_with_all = ["http", "credential", "command", "no_channel"]
+    )]
+    sasl: Option<String>,
+    /// With --sasl: read the password from the first line of standard input.
+    #[arg(long, requires = "sasl")]
+    password_stdin: bool,
+    /// With --sasl: TLS 1.3, and SCRAM-SHA-256-PLUS bound to it (tls-exporter, RFC 9266).
+    #[arg(long, requires_all = ["sasl", "tls_ca"])]
+    tls: bool,
+    /// With --tls: the PEM file of the CA (or self-signed certificate) to trust.
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls: the name the server's certificate must carry [default: the host of --sasl].
+    #[arg(long, requires = "tls")]
+    tls_name: Option<String>,
 }
 
 /// `passwd` flags.
@@ -415,8 +436,58 @@ async fn open(
     Ok(timed(opts.timeout, scram_dh_net::login(stream, &cred.username, secret, channel, config)).await?)
 }
 
+/// `login --sasl`: standard SCRAM-SHA-256 with a password, optionally over TLS
+/// with channel binding.
+async fn login_sasl(args: &LoginArgs, server: &str) -> Result<()> {
+    use scram_dh::sasl::ClientChannel;
+    let password = read_password(args.password_stdin, &format!("Password for {}: ", args.username), false)?;
+    let config = ClientConfig { max_iterations: args.opts.max_iterations };
+    let timeout = Duration::from_secs(args.opts.timeout);
+    let stream = connect(server, args.opts.timeout).await?;
+    let done = if args.tls {
+        let ca = args.tls_ca.as_deref().ok_or_else(|| usage("--tls needs --tls-ca PEM"))?;
+        let tls_config = scram_dh_net::sasl::tls_client_config(ca).map_err(|e| usage(e.to_string()))?;
+        let host = match &args.tls_name {
+            Some(name) => name.clone(),
+            None => server.rsplit_once(':').map_or(server, |(h, _)| h).trim_matches(['[', ']']).to_owned(),
+        };
+        let (tls, exporter) =
+            timed(args.opts.timeout, scram_dh_net::sasl::connect_tls(stream, &host, tls_config))
+                .await
+                .with_context(|| format!("TLS to {server}"))?;
+        scram_dh_net::sasl::sasl_login(
+            tls,
+            &args.username,
+            &password,
+            ClientChannel::TlsExporter(exporter),
+            &config,
+            timeout,
+        )
+        .await?
+    } else {
+        scram_dh_net::sasl::sasl_login(
+            stream,
+            &args.username,
+            &password,
+            ClientChannel::Unsupported,
+            &config,
+            timeout,
+        )
+        .await?
+    };
+    println!(
+        "authenticated as {} (server signature verified{})",
+        escape(&args.username),
+        if done.channel_bound { ", channel binding tls-exporter" } else { "" }
+    );
+    Ok(())
+}
+
 pub async fn login(args: LoginArgs) -> Result<()> {
     crate::init_logging("warn", false);
+    if let Some(server) = &args.sasl {
+        return login_sasl(&args, server).await;
+    }
     if let Some(url) = &args.http {
         return crate::http_cmds::login(url, &args.username, &args.opts, args.credential.as_ref()).await;
     }

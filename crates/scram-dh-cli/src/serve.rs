@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use scram_dh::{Group, MemorySessionStore, ServerConfig, ServerEngine};
 use scram_dh_net::http::{HttpFront, HttpOptions};
+use scram_dh_net::sasl::{SaslServer, tls_server_config};
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use scram_dh_store::SqliteCredentialStore;
 use serde::Deserialize;
@@ -104,6 +105,21 @@ pub struct ServeArgs {
     /// Seconds an HTTP session lasts at most [default: 43200].
     #[arg(long, env = "SCRAM_DH_HTTP_LIFETIME")]
     http_lifetime: Option<f64>,
+    /// Also serve standard SCRAM-SHA-256 (RFC 5802, GNU SASL's line framing) on this
+    /// address, over the same records and limits: users with `rfc` labels log in
+    /// from any standard client.
+    #[arg(long, env = "SCRAM_DH_SASL")]
+    sasl: Option<String>,
+    /// Also serve standard SCRAM over TLS 1.3 on this address, offering
+    /// SCRAM-SHA-256-PLUS with channel binding tls-exporter (needs --tls-cert, --tls-key).
+    #[arg(long, env = "SCRAM_DH_SASL_TLS")]
+    sasl_tls: Option<String>,
+    /// PEM certificate chain for --sasl-tls.
+    #[arg(long, env = "SCRAM_DH_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --sasl-tls.
+    #[arg(long, env = "SCRAM_DH_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -135,6 +151,10 @@ struct FileConfig {
     upstream: Option<String>,
     http_idle_timeout: Option<f64>,
     http_lifetime: Option<f64>,
+    sasl: Option<String>,
+    sasl_tls: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -191,6 +211,10 @@ pub struct Settings {
     pub http: Option<String>,
     /// Its session expiry and gateway upstream.
     pub http_options: HttpOptions,
+    /// The standard SCRAM listener's address, if it is served.
+    pub sasl: Option<String>,
+    /// The standard SCRAM over TLS listener: address, certificate, key.
+    pub sasl_tls: Option<(String, PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -211,6 +235,8 @@ impl Settings {
             json_logs: false,
             http: None,
             http_options: HttpOptions::default(),
+            sasl: None,
+            sasl_tls: None,
         }
     }
 }
@@ -379,9 +405,21 @@ impl ServeArgs {
         if http.is_none() && http_options.upstream.is_some() {
             return Err(usage("--upstream needs --http ADDR"));
         }
+        let sasl_tls = match (
+            self.sasl_tls.or(file.sasl_tls),
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (None, None, None) => None,
+            (Some(addr), Some(cert), Some(key)) => Some((addr, cert, key)),
+            (Some(_), _, _) => return Err(usage("--sasl-tls needs --tls-cert and --tls-key")),
+            (None, _, _) => return Err(usage("--tls-cert and --tls-key are for --sasl-tls ADDR")),
+        };
         Ok(Settings {
             http,
             http_options,
+            sasl: self.sasl.or(file.sasl),
+            sasl_tls,
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7878".into()),
             db,
             host_key,
@@ -494,27 +532,51 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let Some(http_addr) = &settings.http else {
-        // A line on stdout for people and scripts (tests read the address from it).
-        println!("listening on {addr} host key {fingerprint}");
-        server.run(listener, stopped(stop_rx)).await?;
-        return Ok(());
-    };
-    let http_listener = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("listening for HTTP on {http_addr}"))?;
-    let http_local = http_listener.local_addr()?;
-    // The same engine (stores, sessions) and the same admission layer as TCP.
-    let front = HttpFront::new(
-        server.engine_arc(),
-        Arc::clone(server.admission()),
-        settings.kv.passwd_bounds(),
-        settings.http_options.clone(),
-    );
-    info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");
-    println!("listening on {addr} host key {fingerprint} http {http_local}");
-    let http_task = tokio::spawn(front.run(http_listener, stopped(stop_rx.clone())));
+    // A line on stdout for people and scripts (tests read the addresses from it):
+    // "listening on ADDR host key FP [http ADDR] [sasl ADDR] [sasl-tls ADDR]".
+    let mut announce = format!("listening on {addr} host key {fingerprint}");
+    let mut fronts = tokio::task::JoinSet::new();
+    if let Some(http_addr) = &settings.http {
+        let http_listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("listening for HTTP on {http_addr}"))?;
+        let http_local = http_listener.local_addr()?;
+        // The same engine (stores, sessions) and the same admission layer as TCP.
+        let front = HttpFront::new(
+            server.engine_arc(),
+            Arc::clone(server.admission()),
+            settings.kv.passwd_bounds(),
+            settings.http_options.clone(),
+        );
+        info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");
+        announce.push_str(&format!(" http {http_local}"));
+        fronts.spawn(front.run(http_listener, stopped(stop_rx.clone())));
+    }
+    if let Some(sasl_addr) = &settings.sasl {
+        let sasl_listener = tokio::net::TcpListener::bind(sasl_addr)
+            .await
+            .with_context(|| format!("listening for standard SCRAM on {sasl_addr}"))?;
+        let local = sasl_listener.local_addr()?;
+        let front = SaslServer::new(server.engine_arc(), Arc::clone(server.admission()));
+        info!(sasl = %local, "standard SCRAM-SHA-256 listening");
+        announce.push_str(&format!(" sasl {local}"));
+        fronts.spawn(front.run(sasl_listener, stopped(stop_rx.clone())));
+    }
+    if let Some((tls_addr, cert, key)) = &settings.sasl_tls {
+        let config = tls_server_config(cert, key).map_err(|e| usage(e.to_string()))?;
+        let tls_listener = tokio::net::TcpListener::bind(tls_addr)
+            .await
+            .with_context(|| format!("listening for standard SCRAM over TLS on {tls_addr}"))?;
+        let local = tls_listener.local_addr()?;
+        let front = SaslServer::with_tls(server.engine_arc(), Arc::clone(server.admission()), config);
+        info!(sasl_tls = %local, "standard SCRAM-SHA-256(-PLUS) over TLS 1.3 listening");
+        announce.push_str(&format!(" sasl-tls {local}"));
+        fronts.spawn(front.run(tls_listener, stopped(stop_rx.clone())));
+    }
+    println!("{announce}");
     server.run(listener, stopped(stop_rx)).await?;
-    http_task.await.context("the HTTP front panicked")??;
+    while let Some(done) = fronts.join_next().await {
+        done.context("a front panicked")??;
+    }
     Ok(())
 }

@@ -322,6 +322,18 @@ pub enum Refusal {
     Channels,
 }
 
+/// How a login ended, for the failed-proof penalties
+/// ([`Admission::record_login`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome<'a> {
+    /// The user proved the password: the peer is trusted for the account.
+    Authenticated(&'a str),
+    /// A wrong proof (or an unknown user), with the account when it was named.
+    FailedProof(Option<&'a str>),
+    /// Anything else (malformed input, refusals, store failures): not a guess.
+    Other,
+}
+
 impl Refusal {
     /// The text sent to the client with code `busy`.
     #[must_use]
@@ -669,16 +681,8 @@ impl Admission {
             s.log.refused += 1;
             Err(r)
         };
-        if let Some(retry_after) = s.peer_penalties.active(&peer, c.forget_after, now) {
-            debug!(%peer, "refused: peer penalty");
-            return refused(&mut s, Refusal::PeerPenalty { retry_after });
-        }
-        if let Some(account) = account
-            && let Some(retry_after) = s.account_penalties.active(&account.to_owned(), c.forget_after, now)
-            && !Self::is_trusted(&mut s, peer, account, now)
-        {
-            debug!(%peer, account = %Escaped(account), "refused: account penalty");
-            return refused(&mut s, Refusal::AccountPenalty { retry_after });
+        if let Err(r) = Self::check_penalties(&mut s, peer, account, c, now) {
+            return refused(&mut s, r);
         }
         if channel {
             let peer_channels = s.peers.get(&peer).map_or(0, |p| p.channels);
@@ -723,6 +727,42 @@ impl Admission {
         Ok(())
     }
 
+    /// Checks a standard SCRAM login (RFC 5802 over TCP, RFC 7804 over HTTP) at
+    /// its first message: the failed-proof penalties of the peer and, once the
+    /// username is known, of the account. Standard SCRAM costs the server no DH
+    /// work, so no bucket is drawn from.
+    ///
+    /// # Errors
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`].
+    pub fn check_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
+        let now = Instant::now();
+        let mut s = self.lock();
+        Self::check_penalties(&mut s, peer, account, &self.limits.penalties, now).inspect_err(|_| {
+            s.log.refused += 1;
+        })
+    }
+
+    fn check_penalties(
+        s: &mut State,
+        peer: PeerKey,
+        account: Option<&str>,
+        c: &Penalties,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        if let Some(retry_after) = s.peer_penalties.active(&peer, c.forget_after, now) {
+            debug!(%peer, "refused: peer penalty");
+            return Err(Refusal::PeerPenalty { retry_after });
+        }
+        if let Some(account) = account
+            && let Some(retry_after) = s.account_penalties.active(&account.to_owned(), c.forget_after, now)
+            && !Self::is_trusted(s, peer, account, now)
+        {
+            debug!(%peer, account = %Escaped(account), "refused: account penalty");
+            return Err(Refusal::AccountPenalty { retry_after });
+        }
+        Ok(())
+    }
+
     fn is_trusted(s: &mut State, peer: PeerKey, account: &str, now: Instant) -> bool {
         let key = (peer, account.to_owned());
         match s.trusted.get(&key) {
@@ -743,11 +783,28 @@ impl Admission {
     }
 
     fn record_outcome_at(&self, peer: PeerKey, outcome: &Outcome, now: Instant) {
+        let login = match outcome {
+            Outcome::Authenticated { auth, .. } => LoginOutcome::Authenticated(auth.username()),
+            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+                LoginOutcome::FailedProof(username.as_deref())
+            }
+            _ => LoginOutcome::Other,
+        };
+        self.record_login_at(peer, login, now);
+    }
+
+    /// Learns from a standard SCRAM login's end, as [`record_outcome`](Self::record_outcome)
+    /// does for the native protocol.
+    pub fn record_login(&self, peer: PeerKey, outcome: LoginOutcome<'_>) {
+        self.record_login_at(peer, outcome, Instant::now());
+    }
+
+    fn record_login_at(&self, peer: PeerKey, outcome: LoginOutcome<'_>, now: Instant) {
         let c = &self.limits.penalties;
         let mut s = self.lock();
         match outcome {
-            Outcome::Authenticated { auth, .. } => {
-                let account = auth.username().to_owned();
+            LoginOutcome::Authenticated(account) => {
+                let account = account.to_owned();
                 s.peer_penalties.clear(&peer);
                 if s.trusted.len() >= c.max_tracked && !s.trusted.contains_key(&(peer, account.clone())) {
                     s.trusted.retain(|_, until| *until > now);
@@ -759,9 +816,9 @@ impl Admission {
                 }
                 s.trusted.insert((peer, account), now + c.trust_for);
             }
-            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+            LoginOutcome::FailedProof(username) => {
                 s.log.failures += 1;
-                debug!(%peer, account = ?username.as_deref().map(Escaped), "failed proof");
+                debug!(%peer, account = ?username.map(Escaped), "failed proof");
                 if let Some(wait) =
                     s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now)
                 {
@@ -770,7 +827,7 @@ impl Admission {
                 if let Some(account) = username
                     && !Self::is_trusted(&mut s, peer, account, now)
                     && let Some(wait) = s.account_penalties.fail(
-                        account,
+                        &account.to_owned(),
                         c.account_free_failures,
                         c.base,
                         c.max_account,
@@ -781,7 +838,7 @@ impl Admission {
                     warn!(account = %Escaped(account), wait_secs = wait.as_secs_f64(), "failed proofs: penalising account");
                 }
             }
-            _ => {}
+            LoginOutcome::Other => {}
         }
         if now.saturating_duration_since(s.log.since) >= FAILURE_LOG_INTERVAL {
             if s.log.failures > 0 || s.log.refused > 0 {

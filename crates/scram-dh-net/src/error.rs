@@ -28,6 +28,14 @@ pub enum NetError {
     /// The protocol refused something (either side).
     #[error(transparent)]
     Protocol(#[from] scram_dh::Error),
+    /// TLS failed: a certificate or key file, the handshake, or the server's
+    /// certificate was refused.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// TLS: the server's certificate was refused (not from the trusted CA, wrong
+    /// name, expired): the server did not prove who it is.
+    #[error("TLS: server certificate refused: {0}")]
+    CertificateRefused(String),
     /// A credential or known-hosts file problem.
     #[error("{0}")]
     Local(String),
@@ -46,12 +54,14 @@ impl NetError {
                 | Self::Protocol(scram_dh::Error::AuthenticationFailed)
                 | Self::Protocol(scram_dh::Error::HostKeyMismatch { .. })
                 | Self::Protocol(scram_dh::Error::BadHostSignature)
-        )
+                | Self::CertificateRefused(_)
+        ) || matches!(self, Self::Protocol(e @ scram_dh::Error::ScramRefused { .. })
+            if e.code() == ErrorCode::AuthenticationFailed)
     }
 
     /// Whether the connection itself failed (refused, reset, timed out, closed).
     #[must_use]
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, Self::Io(_) | Self::Closed | Self::Timeout | Self::Truncated)
+        matches!(self, Self::Io(_) | Self::Closed | Self::Timeout | Self::Truncated | Self::Tls(_))
     }
 }

@@ -38,11 +38,12 @@ pub mod http_client;
 pub mod known_hosts;
 pub mod log;
 pub mod passwd;
+pub mod sasl;
 pub mod server;
 pub mod service;
 pub mod stream;
 
-pub use admission::{Admission, Limits, PeerKey, Penalties, Refusal};
+pub use admission::{Admission, Limits, LoginOutcome, PeerKey, Penalties, Refusal};
 pub use channel::{Role, SecureChannel};
 pub use client::{HostKeyPolicy, Login, RegisterOptions, login, register, register_with};
 pub use error::NetError;

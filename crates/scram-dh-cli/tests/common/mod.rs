@@ -20,6 +20,8 @@ pub struct Server {
     pub log: PathBuf,
     /// The HTTP front's address, when started with `--http`.
     pub http: Option<String>,
+    /// The whole `listening on …` line (with `sasl ADDR`, `sasl-tls ADDR` when served).
+    pub announce: String,
 }
 
 impl Server {
@@ -71,7 +73,14 @@ impl Server {
         }
         // "... http 127.0.0.1:PORT" with `--http`.
         let http = (words.len() >= 8 && words[6] == "http").then(|| words[7].to_owned());
-        Ok(Self { addr: words[2].to_owned(), fingerprint: words[5].to_owned(), child, log, http })
+        Ok(Self {
+            addr: words[2].to_owned(),
+            fingerprint: words[5].to_owned(),
+            announce: line.trim_end().to_owned(),
+            child,
+            log,
+            http,
+        })
     }
 
     /// SIGTERM and wait: a graceful shutdown must exit 0. Returns the log.
