@@ -334,7 +334,7 @@ fn postgres_verifier_imported_lets_scramp_and_gsasl_log_in() {
     let server = SaslServer::start(dir.path());
     let pg = postgres();
     for (role, pw, more) in
-        [("pg_plain", "from postgres 1", &[][..]), ("pg,c=1", PW_NEEDS_PREP, &[PW_PREPPED][..])]
+        [("frompg_plain", "from postgres 1", &[][..]), ("frompg,c=1", PW_NEEDS_PREP, &[PW_PREPPED][..])]
     {
         // A role made with a plain password: PostgreSQL computes the verifier.
         pg.sql(&format!("CREATE ROLE {} LOGIN PASSWORD {}", sql_ident(role), sql_literal(pw)));
