@@ -709,7 +709,8 @@ fn client_refuses_bad_server_first() {
         (sf(&combined, RFC_SALT, "04096"), "invalid"),
         (sf(&combined, RFC_SALT, "99999999999"), "invalid"),
         (format!("{}\n", sf(&combined, RFC_SALT, "4096")), "invalid"),
-        ("e=other-error".to_owned(), "invalid"),
+        ("e=".to_owned(), "invalid"),
+        ("e=a,b".to_owned(), "invalid"),
     ];
     for (msg, kind) in cases {
         let err = rfc_client(ClientConfig { max_iterations: 10_000 })
@@ -721,6 +722,13 @@ fn client_refuses_bad_server_first() {
             _ => matches!(err, Error::InvalidMessage(_)),
         };
         assert!(ok, "{msg:?}: {err:?}");
+    }
+    // An error in place of server-first: the server refused the client-first.
+    for value in ["channel-binding-not-supported", "invalid-encoding", "other-error"] {
+        let err = rfc_client(ClientConfig::default())
+            .receive_server_first(format!("e={value}").as_bytes())
+            .unwrap_err();
+        assert!(matches!(&err, Error::ScramRefused { value: v } if v == value), "{err:?}");
     }
     // The bounds themselves are accepted.
     assert!(
