@@ -493,6 +493,19 @@ struct State {
     log: FailureLog,
 }
 
+/// How a login ended, for the failed-proof penalties ([`Admission::record_login`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome<'a> {
+    /// The client proved the password (or keys) for this account: the peer's
+    /// failures are cleared and the peer is trusted for the account.
+    Authenticated(&'a str),
+    /// A failed guess (a wrong proof, an unknown user, a channel binding that did
+    /// not match), for this account when the exchange named one.
+    FailedProof(Option<&'a str>),
+    /// Anything else (malformed input, an expired session, a store failure): no penalty.
+    Other,
+}
+
 /// The admission layer; share it behind an `Arc` between a front's tasks.
 pub struct Admission {
     limits: Limits,
@@ -661,7 +674,31 @@ impl Admission {
             // Later steps continue a handshake that was admitted at its pairing.
             _ => return Ok(()),
         };
-        let dh = costs_dh(msg);
+        self.check_at(peer, account, registration, channel, costs_dh(msg), now)
+    }
+
+    /// Checks the start of a login that is not a scram-dh message: a standard
+    /// SCRAM-SHA-256 client-first-message (SPEC 7, RFC 5802 over TCP or RFC 7804
+    /// over HTTP), for `account` (the SASLprep-normalised name it asks for; `None`
+    /// when it named none). The same checks as an A1 without a channel: the peer's
+    /// and the account's failed-proof penalties; no DH bucket (no DH work).
+    /// Later messages of the exchange continue an admitted login and need no check.
+    ///
+    /// # Errors
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`].
+    pub fn check_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
+        self.check_at(peer, account, false, false, false, Instant::now())
+    }
+
+    fn check_at(
+        &self,
+        peer: PeerKey,
+        account: Option<&str>,
+        registration: bool,
+        channel: bool,
+        dh: bool,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let l = &self.limits;
         let c = &l.penalties;
         let mut s = self.lock();
@@ -743,11 +780,39 @@ impl Admission {
     }
 
     fn record_outcome_at(&self, peer: PeerKey, outcome: &Outcome, now: Instant) {
+        let login = match outcome {
+            Outcome::Authenticated { auth, .. } => LoginOutcome::Authenticated(auth.username()),
+            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+                LoginOutcome::FailedProof(username.as_deref())
+            }
+            _ => LoginOutcome::Other,
+        };
+        self.record_login_at(peer, login, now);
+    }
+
+    /// Learns from the end of a login that is not a scram-dh handshake (standard
+    /// SCRAM, see [`check_login`](Self::check_login)), exactly as
+    /// [`record_outcome`](Self::record_outcome) does from an [`Outcome`].
+    ///
+    /// ```
+    /// use scram_dh_net::admission::{Admission, Limits, LoginOutcome};
+    ///
+    /// let adm = Admission::new(Limits::default());
+    /// let peer = adm.peer([10, 0, 0, 1].into());
+    /// adm.check_login(peer, Some("alice")).unwrap();
+    /// // A wrong password (RFC 5802 e=invalid-proof) counts against peer and account.
+    /// adm.record_login(peer, LoginOutcome::FailedProof(Some("alice")));
+    /// ```
+    pub fn record_login(&self, peer: PeerKey, outcome: LoginOutcome<'_>) {
+        self.record_login_at(peer, outcome, Instant::now());
+    }
+
+    fn record_login_at(&self, peer: PeerKey, outcome: LoginOutcome<'_>, now: Instant) {
         let c = &self.limits.penalties;
         let mut s = self.lock();
         match outcome {
-            Outcome::Authenticated { auth, .. } => {
-                let account = auth.username().to_owned();
+            LoginOutcome::Authenticated(account) => {
+                let account = account.to_owned();
                 s.peer_penalties.clear(&peer);
                 if s.trusted.len() >= c.max_tracked && !s.trusted.contains_key(&(peer, account.clone())) {
                     s.trusted.retain(|_, until| *until > now);
@@ -759,9 +824,9 @@ impl Admission {
                 }
                 s.trusted.insert((peer, account), now + c.trust_for);
             }
-            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+            LoginOutcome::FailedProof(username) => {
                 s.log.failures += 1;
-                debug!(%peer, account = ?username.as_deref().map(Escaped), "failed proof");
+                debug!(%peer, account = ?username.map(Escaped), "failed proof");
                 if let Some(wait) =
                     s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now)
                 {
@@ -770,7 +835,7 @@ impl Admission {
                 if let Some(account) = username
                     && !Self::is_trusted(&mut s, peer, account, now)
                     && let Some(wait) = s.account_penalties.fail(
-                        account,
+                        &account.to_owned(),
                         c.account_free_failures,
                         c.base,
                         c.max_account,
@@ -781,7 +846,7 @@ impl Admission {
                     warn!(account = %Escaped(account), wait_secs = wait.as_secs_f64(), "failed proofs: penalising account");
                 }
             }
-            _ => {}
+            LoginOutcome::Other => {}
         }
         if now.saturating_duration_since(s.log.since) >= FAILURE_LOG_INTERVAL {
             if s.log.failures > 0 || s.log.refused > 0 {
@@ -1094,6 +1159,34 @@ mod tests {
             adm.check_message_at(fresh, &a1("ghost", false), t0),
             Err(Refusal::AccountPenalty { .. })
         ));
+    }
+
+    // M5 for standard SCRAM (RFC 7804 / RFC 5802 fronts): check_login and
+    // record_login apply the same penalties and trust as the scram-dh outcomes.
+    #[test]
+    fn m5_standard_scram_logins_share_the_penalties() {
+        let adm = Admission::new(Limits { penalties: penalties(), ..Limits::default() });
+        let p = adm.peer(ip("10.0.0.7"));
+        adm.check_login(p, Some("alice")).unwrap();
+        adm.record_login(p, LoginOutcome::FailedProof(Some("alice")));
+        adm.record_login(p, LoginOutcome::Other);
+        adm.record_login(p, LoginOutcome::FailedProof(None));
+        adm.check_login(p, Some("alice")).unwrap();
+        adm.record_login(p, LoginOutcome::FailedProof(Some("alice")));
+        assert!(matches!(adm.check_login(p, None), Err(Refusal::PeerPenalty { .. })));
+        // A scram-dh A1 from the same peer is refused alike: one table.
+        assert!(matches!(adm.check_message(p, &a1("bob", false)), Err(Refusal::PeerPenalty { .. })));
+        // A success clears the peer and trusts it for the account.
+        adm.record_login(p, LoginOutcome::Authenticated("alice"));
+        adm.check_login(p, Some("alice")).unwrap();
+        for i in 0..5u8 {
+            adm.record_login(adm.peer(IpAddr::from([10, 4, 0, i])), LoginOutcome::FailedProof(Some("alice")));
+        }
+        assert!(matches!(
+            adm.check_login(adm.peer(ip("10.5.0.1")), Some("alice")),
+            Err(Refusal::AccountPenalty { .. })
+        ));
+        adm.check_login(p, Some("alice")).unwrap();
     }
 
     // H1/M5: tables stay bounded under a spray of addresses and names.

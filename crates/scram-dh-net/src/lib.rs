@@ -42,7 +42,7 @@ pub mod server;
 pub mod service;
 pub mod stream;
 
-pub use admission::{Admission, Limits, PeerKey, Penalties, Refusal};
+pub use admission::{Admission, Limits, LoginOutcome, PeerKey, Penalties, Refusal};
 pub use channel::{Role, SecureChannel};
 pub use client::{HostKeyPolicy, Login, RegisterOptions, login, register, register_with};
 pub use error::NetError;
