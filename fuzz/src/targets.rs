@@ -885,6 +885,7 @@ impl Machine {
             match phase {
                 Phase::Registration => !self.users.contains_key(&hs.username),
                 Phase::Authentication => hs.should_authenticate,
+                Phase::Sasl => unreachable!("the state machine parks no SASL exchange"),
             }
         });
         match out {
@@ -931,6 +932,7 @@ impl Machine {
                     let expected = match phase {
                         Phase::Registration => ErrorCode::UsernameTaken,
                         Phase::Authentication => ErrorCode::AuthenticationFailed,
+                        Phase::Sasl => unreachable!("the state machine parks no SASL exchange"),
                     };
                     assert_eq!(code, expected, "a genuine final step that must fail, failed oddly");
                 }

@@ -19,9 +19,11 @@ use crate::crypto::{open_random, seal_random};
 use crate::error::{Error, Result};
 use crate::message::{ClientMessage, ServerMessage};
 use crate::mock::MockProfile;
-use crate::nonce::CombinedNonce;
+use crate::nonce::{CombinedNonce, Nonce};
 use crate::record::{CredentialStore, Inserted, RecordShape};
 use crate::register::server::{PendingRegistration, RegistrationRequest};
+use crate::sasl::server::{ClientFirstRequest, PendingSasl};
+use crate::sasl::{SaslFailure, ServerChannel};
 use crate::secret::SecretBytes;
 use crate::session::{Phase, SessionInsert, SessionKey, SessionStore};
 
@@ -234,7 +236,12 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     /// under another key, moved from another session key) is `unknown_session`.
     async fn take_session(&self, phase: Phase, nonce: &str, now_ms: u64) -> Result<SecretBytes> {
         let combined = CombinedNonce::parse(nonce)?;
-        let key = SessionKey::new(phase, &combined.client);
+        self.take_session_key(&SessionKey::new(phase, &combined.client), now_ms).await
+    }
+
+    /// [`take_session`](Self::take_session) for a known session key.
+    async fn take_session_key(&self, key: &SessionKey, now_ms: u64) -> Result<SecretBytes> {
+        let key = *key;
         let blob = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
         let (expiry, sealed) = blob.split_at_checked(8).ok_or(Error::UnknownSession)?;
         let expires_ms = u64::from_be_bytes(expiry.try_into().map_err(|_| Error::UnknownSession)?);
@@ -327,6 +334,73 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         *account = Some(pending.username().to_owned());
         let (proof, auth) = pending.receive_proof(msg)?;
         Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth })
+    }
+
+    /// Standard SCRAM (RFC 5802): parses and checks the client-first-message,
+    /// reads the record and continues with it (with the engine's mock profile for
+    /// an unknown user). Returns the server-first-message (not base64) and the
+    /// state to keep until the client-final-message.
+    ///
+    /// # Errors
+    /// A [`SaslFailure`] with the `e=` value to send: see
+    /// [`ClientFirstRequest::parse`]; `other-error` when the store fails.
+    pub async fn sasl_start<R: CryptoRng + Send + ?Sized>(
+        &self,
+        mechanism: &str,
+        client_first: &[u8],
+        channel: ServerChannel<'_>,
+        rng: &mut R,
+    ) -> Result<(String, PendingSasl), SaslFailure> {
+        let request = ClientFirstRequest::parse(mechanism, client_first, channel)?;
+        let username = request.username().to_owned();
+        let record = self
+            .credentials
+            .read(&username)
+            .await
+            .map_err(|e| SaslFailure::new(e.into(), Some(username.clone())))?;
+        let profile = self.mock_profile();
+        request.continue_with(record, rng, &self.config, &profile)
+    }
+
+    /// HTTP (RFC 7804): seals `pending` into the session store (phase
+    /// [`Phase::Sasl`], key = sid, the engine's TTL) and returns the sid: 32 random
+    /// bytes as 64 lowercase hex characters.
+    ///
+    /// # Errors
+    /// `no-resources` ([`Error::Busy`]) when the session store is full (globally
+    /// or for `peer`); `other-error` when it fails.
+    pub async fn sasl_park<R: CryptoRng + Send + ?Sized>(
+        &self,
+        pending: PendingSasl,
+        peer: &str,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<String, SaslFailure> {
+        let username = Some(pending.username().to_owned());
+        let sid = Nonce::random(rng);
+        let key = SessionKey::new(Phase::Sasl, &sid);
+        let state = pending.to_bytes();
+        drop(pending);
+        self.store_session(&key, peer, state, now_ms, rng)
+            .await
+            .map_err(|e| SaslFailure::new(e, username))?;
+        Ok(sid.to_hex())
+    }
+
+    /// Takes and opens an exchange parked by [`sasl_park`](Self::sasl_park)
+    /// (single use: a second resume of the same sid fails).
+    ///
+    /// # Errors
+    /// `other-error` with [`Error::UnknownSession`] for an unknown, expired,
+    /// consumed, malformed or tampered sid or blob; `other-error` when the store fails.
+    pub async fn sasl_resume(&self, sid: &str, now_ms: u64) -> Result<PendingSasl, SaslFailure> {
+        let unknown = || SaslFailure::new(Error::UnknownSession, None);
+        let sid = Nonce::parse(sid).map_err(|_| unknown())?;
+        let state = self
+            .take_session_key(&SessionKey::new(Phase::Sasl, &sid), now_ms)
+            .await
+            .map_err(|e| SaslFailure::new(e, None))?;
+        PendingSasl::from_bytes(&state).map_err(|_| unknown())
     }
 }
 

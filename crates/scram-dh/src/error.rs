@@ -139,6 +139,41 @@ pub enum Error {
     /// A credential or session store failed.
     #[error("store error: {0}")]
     Store(String),
+    /// Standard SCRAM: a message carried a mandatory extension (`m=`), which this
+    /// implementation does not support (RFC 5802 section 7, `extensions-not-supported`).
+    #[error("mandatory SCRAM extension (m=) not supported")]
+    ExtensionsNotSupported,
+    /// Standard SCRAM: the username (or authzid) is not a valid `saslname`, or not
+    /// valid under SASLprep (`invalid-username-encoding`).
+    #[error("invalid username encoding: {0}")]
+    InvalidUsernameEncoding(String),
+    /// Standard SCRAM: the client-final `c=` does not match the gs2 header and the
+    /// connection's channel binding (`channel-bindings-dont-match`).
+    #[error("channel bindings do not match")]
+    ChannelBindingsDontMatch,
+    /// Standard SCRAM: the client sent `y` (it believes the server lacks channel
+    /// binding) on a connection where the server offers SCRAM-SHA-256-PLUS: a
+    /// downgrade (RFC 5802 section 6, `server-does-support-channel-binding`).
+    #[error("client sent gs2 flag y but the server offers channel binding here (possible downgrade)")]
+    ChannelBindingDowngrade,
+    /// Standard SCRAM: the client asked for channel binding on a connection that
+    /// has none (`channel-binding-not-supported`).
+    #[error("channel binding is not supported on this connection")]
+    ChannelBindingNotSupported,
+    /// Standard SCRAM: the client asked for a channel-binding type other than
+    /// `tls-exporter` (`unsupported-channel-binding-type`).
+    #[error("unsupported channel binding type {0:?}")]
+    UnsupportedChannelBindingType(String),
+    /// Standard SCRAM, server side: the record has random labels, so no password
+    /// can log in with standard SCRAM (answered `e=invalid-proof`, like any failure).
+    #[error("record has random labels (keys, not a password): standard SCRAM cannot log in")]
+    RandomLabelsRecord,
+    /// Standard SCRAM, client side: the server answered `e=<value>`.
+    #[error("server refused: e={value}")]
+    ScramRefused {
+        /// The server-error-value as sent (truncated to 256 bytes).
+        value: String,
+    },
 }
 
 impl Error {
@@ -153,7 +188,16 @@ impl Error {
             Self::NonceReused => ErrorCode::NonceReused,
             Self::InvalidPublicKey(_) => ErrorCode::InvalidPublicKey,
             Self::UsernameTaken => ErrorCode::UsernameTaken,
-            Self::AuthenticationFailed | Self::ServerSignature => ErrorCode::AuthenticationFailed,
+            Self::AuthenticationFailed
+            | Self::ServerSignature
+            | Self::ChannelBindingsDontMatch
+            | Self::ChannelBindingDowngrade
+            | Self::RandomLabelsRecord => ErrorCode::AuthenticationFailed,
+            Self::InvalidUsernameEncoding(_) => ErrorCode::InvalidMessage,
+            Self::ExtensionsNotSupported
+            | Self::ChannelBindingNotSupported
+            | Self::UnsupportedChannelBindingType(_) => ErrorCode::Unsupported,
+            Self::ScramRefused { value } => scram_refused_code(value),
             Self::Busy => ErrorCode::Busy,
             Self::Peer { code, .. } => *code,
             Self::ServerError(_)
@@ -166,6 +210,25 @@ impl Error {
 
     pub(crate) fn invalid(what: impl Into<String>) -> Self {
         Self::InvalidMessage(what.into())
+    }
+}
+
+/// The closest code for a server's `e=<value>` (RFC 5802 section 7).
+fn scram_refused_code(value: &str) -> ErrorCode {
+    use crate::sasl::ServerErrorValue as V;
+    match V::parse(value) {
+        Some(V::InvalidProof | V::UnknownUser | V::ChannelBindingsDontMatch) => {
+            ErrorCode::AuthenticationFailed
+        }
+        Some(V::InvalidEncoding | V::InvalidUsernameEncoding) => ErrorCode::InvalidMessage,
+        Some(
+            V::ExtensionsNotSupported
+            | V::ServerDoesSupportChannelBinding
+            | V::ChannelBindingNotSupported
+            | V::UnsupportedChannelBindingType,
+        ) => ErrorCode::Unsupported,
+        Some(V::NoResources) => ErrorCode::Busy,
+        Some(V::OtherError) | None => ErrorCode::ServerError,
     }
 }
 

@@ -44,6 +44,7 @@ pub mod pair;
 pub mod provision;
 pub mod record;
 pub mod register;
+pub mod sasl;
 pub mod secret;
 pub mod session;
 pub mod step;

@@ -17,6 +17,9 @@ pub enum Phase {
     Registration,
     /// Authentication (A1..A4).
     Authentication,
+    /// A standard SCRAM exchange parked between two HTTP requests (RFC 7804); the
+    /// key's nonce is the `sid`.
+    Sasl,
 }
 
 /// A session's key: phase and client nonce.
@@ -35,12 +38,13 @@ impl SessionKey {
         Self { phase, client_nonce: *client_nonce.as_bytes() }
     }
 
-    /// A printable, store-friendly form: `reg:<hex>` or `auth:<hex>`.
+    /// A printable, store-friendly form: `reg:<hex>`, `auth:<hex>` or `sasl:<hex>`.
     #[must_use]
     pub fn to_key_string(&self) -> String {
         let prefix = match self.phase {
             Phase::Registration => "reg:",
             Phase::Authentication => "auth:",
+            Phase::Sasl => "sasl:",
         };
         let mut s = String::with_capacity(69);
         s.push_str(prefix);
