@@ -35,7 +35,8 @@ pub enum NetError {
 
 impl NetError {
     /// Whether this is an authentication failure (wrong password or keys, unknown
-    /// user, or a server that could not prove itself), as opposed to a connection
+    /// user — also as a standard SCRAM `e=invalid-proof` — or a server that could
+    /// not prove itself), as opposed to a connection
     /// or usage problem.
     #[must_use]
     pub fn is_auth_failure(&self) -> bool {
@@ -46,7 +47,8 @@ impl NetError {
                 | Self::Protocol(scram_dh::Error::AuthenticationFailed)
                 | Self::Protocol(scram_dh::Error::HostKeyMismatch { .. })
                 | Self::Protocol(scram_dh::Error::BadHostSignature)
-        )
+        ) || matches!(self, Self::Protocol(e @ scram_dh::Error::ScramRefused { .. })
+            if e.code() == ErrorCode::AuthenticationFailed)
     }
 
     /// Whether the connection itself failed (refused, reset, timed out, closed).
