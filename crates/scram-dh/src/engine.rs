@@ -358,7 +358,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
             .read(&username)
             .await
             .map_err(|e| SaslFailure::new(e.into(), Some(username.clone())))?;
-        let profile = self.mock_profile();
+        let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
         request.continue_with(record, rng, &self.config, &profile)
     }
 

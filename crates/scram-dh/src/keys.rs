@@ -50,13 +50,38 @@ impl ClientConfig {
 
 /// `SaltedPassword = Hi(SASLprep(password), salt, ic)`.
 ///
+/// A password that SASLprep refuses (a prohibited or unassigned character, a
+/// bidi violation) is used as its raw UTF-8 bytes, as PostgreSQL does, so a
+/// record made here for such a password also works with `psql` and libpq.
+///
+/// ```
+/// use scram_dh::Password;
+/// use scram_dh::keys::salted_password;
+/// // RFC 4013: the soft hyphen maps to nothing, so both give the same key.
+/// let a = salted_password(&Password::new("I\u{00AD}X"), b"salt", 4096)?;
+/// let b = salted_password(&Password::new("IX"), b"salt", 4096)?;
+/// assert_eq!(a, b);
+/// // U+0007 is prohibited: the raw bytes are used.
+/// assert!(salted_password(&Password::new("bell\u{0007}"), b"salt", 4096).is_ok());
+/// # Ok::<(), scram_dh::Error>(())
+/// ```
+///
 /// # Errors
-/// [`Error::InvalidMessage`] when the password is not valid under SASLprep.
+/// None today; the `Result` is kept for callers written against the earlier,
+/// refusing version.
 pub fn salted_password(password: &Password, salt: &[u8], ic: u32) -> Result<SaltedPassword> {
-    let prepped = stringprep::saslprep(password.expose())
-        .map_err(|_| Error::invalid("password is not valid under SASLprep (RFC 4013)"))?;
-    let prepped = Zeroizing::new(prepped.into_owned());
-    Ok(hi(prepped.as_bytes(), salt, ic))
+    let prepared = prepare_password(password);
+    Ok(hi(&prepared, salt, ic))
+}
+
+/// The bytes PBKDF2 runs over: `SASLprep(password)`, or the password's raw UTF-8
+/// bytes when SASLprep refuses it (PostgreSQL's rule).
+#[must_use]
+pub(crate) fn prepare_password(password: &Password) -> Zeroizing<Vec<u8>> {
+    match stringprep::saslprep(password.expose()) {
+        Ok(prepped) => Zeroizing::new(prepped.into_owned().into_bytes()),
+        Err(_) => Zeroizing::new(password.expose().as_bytes().to_vec()),
+    }
 }
 
 /// The two labels a record's keys are derived with. Wiped on drop, never printed.
@@ -209,6 +234,20 @@ impl ClientKeys {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_that_fails_saslprep_uses_raw_bytes() {
+        for pw in ["bell\u{0007}", "\u{0627}1", "a\u{0000}b", "\u{e000}private"] {
+            assert!(stringprep::saslprep(pw).is_err(), "{pw:?} should fail SASLprep");
+            let got = salted_password(&Password::new(pw), b"salt", 4096).unwrap();
+            assert_eq!(got, hi(pw.as_bytes(), b"salt", 4096), "{pw:?}");
+        }
+        // Mapped, not refused: U+00A0 becomes a space, U+00AD nothing.
+        let nbsp = salted_password(&Password::new("a\u{00A0}b"), b"s", 4096).unwrap();
+        assert_eq!(nbsp, hi(b"a b", b"s", 4096));
+        let shy = salted_password(&Password::new("I\u{00AD}X"), b"s", 4096).unwrap();
+        assert_eq!(shy, hi(b"IX", b"s", 4096));
+    }
 
     #[test]
     fn ic_bounds() {

@@ -107,6 +107,23 @@ impl Record {
 
     /// Parses a PostgreSQL verifier into a record with RFC labels.
     ///
+    /// Strict: exactly `SCRAM-SHA-256$<ic>:<salt>$<StoredKey>:<ServerKey>`, the
+    /// iteration count in decimal without sign or leading zeros, every base64
+    /// field canonical (standard alphabet, padded, no stray bits), nothing before
+    /// or after (no whitespace). What parses prints back byte for byte through
+    /// [`to_postgres_verifier`](Self::to_postgres_verifier).
+    ///
+    /// ```
+    /// use scram_dh::Record;
+    /// // RFC 7677 section 3: "user" / "pencil".
+    /// let v = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+    ///          WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+    /// let record = Record::from_postgres_verifier("user", v, 0)?;
+    /// assert_eq!(record.to_postgres_verifier(), v);
+    /// assert!(Record::from_postgres_verifier("user", &format!("{v}\n"), 0).is_err());
+    /// # Ok::<(), scram_dh::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidMessage`] for any deviation from the format, an iteration
     /// count below 4096, an empty salt or keys that are not 32 bytes.
@@ -116,7 +133,7 @@ impl Record {
         let (params, keys) = rest.split_once('$').ok_or_else(bad)?;
         let (ic, salt) = params.split_once(':').ok_or_else(bad)?;
         let (stored, server) = keys.split_once(':').ok_or_else(bad)?;
-        if !ic.bytes().all(|b| b.is_ascii_digit()) {
+        if !ic.bytes().all(|b| b.is_ascii_digit()) || ic.starts_with('0') {
             return Err(bad());
         }
         let ic: u32 = ic.parse().map_err(|_| bad())?;
@@ -129,9 +146,12 @@ impl Record {
         }
         let decode32 = |s: &str| {
             use base64ct::Encoding as _;
+            use subtle::ConstantTimeEq as _;
             let mut buf = zeroize::Zeroizing::new([0u8; 32]);
             let n = base64ct::Base64::decode(s.as_bytes(), buf.as_mut()).ok()?.len();
-            (n == 32).then_some(buf)
+            // Canonical only: the constant-time encoder must give back the same text.
+            let again = zeroize::Zeroizing::new(base64ct::Base64::encode_string(buf.as_ref()));
+            (n == 32 && bool::from(again.as_bytes().ct_eq(s.as_bytes()))).then_some(buf)
         };
         let stored_key = StoredKey::from_bytes(*decode32(stored).ok_or_else(bad)?);
         let server_key = ServerKey::from_bytes(*decode32(server).ok_or_else(bad)?);
@@ -310,5 +330,60 @@ impl<T: CredentialStore> CredentialStore for std::sync::Arc<T> {
     }
     fn record_shapes(&self) -> impl Future<Output = Result<RecordShapes, StoreError>> + Send {
         (**self).record_shapes()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    // RFC 7677 section 3, "user" / "pencil" (StoredKey and ServerKey as in NOTES.md).
+    const SALT: &str = "W22ZaJ0SNY7soEsUEjb6gQ==";
+    const STORED: &str = "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=";
+    const SERVER: &str = "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+
+    fn verifier(ic: &str, salt: &str, stored: &str, server: &str) -> String {
+        format!("SCRAM-SHA-256${ic}:{salt}${stored}:{server}")
+    }
+
+    #[test]
+    fn verifier_round_trips_byte_for_byte() {
+        let v = verifier("4096", SALT, STORED, SERVER);
+        let r = Record::from_postgres_verifier("user", &v, 7).unwrap();
+        assert_eq!((r.ic, r.salt.len(), r.labels, r.created), (4096, 16, Labels::Rfc, 7));
+        assert_eq!(r.to_postgres_verifier(), v);
+    }
+
+    #[test]
+    fn verifier_parser_is_strict() {
+        let bad = [
+            verifier("04096", SALT, STORED, SERVER),
+            verifier("+4096", SALT, STORED, SERVER),
+            verifier("", SALT, STORED, SERVER),
+            verifier("4095", SALT, STORED, SERVER),
+            verifier("4294967296", SALT, STORED, SERVER),
+            verifier("4096", "", STORED, SERVER),
+            verifier("4096", "W22ZaJ0SNY7soEsUEjb6gQ=", STORED, SERVER),
+            verifier("4096", "W22ZaJ0SNY7soEsUEjb6gR==", STORED, SERVER),
+            verifier("4096", "W22ZaJ0SNY7soEsUEjb6gQ", STORED, SERVER),
+            verifier("4096", " W22ZaJ0SNY7soEsUEjb6gQ==", STORED, SERVER),
+            // Non-canonical last character (stray low bits) in each key.
+            verifier("4096", SALT, "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qZ=", SERVER),
+            verifier("4096", SALT, STORED, "wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dV="),
+            verifier("4096", SALT, "WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY", SERVER),
+            verifier("4096", SALT, "c2FsdA==", SERVER),
+            verifier("4096", SALT, STORED, &format!("{SERVER}AAAA")),
+            format!("{}\n", verifier("4096", SALT, STORED, SERVER)),
+            format!("{} ", verifier("4096", SALT, STORED, SERVER)),
+            format!(" {}", verifier("4096", SALT, STORED, SERVER)),
+            format!("{}$x", verifier("4096", SALT, STORED, SERVER)),
+            format!("{}:x", verifier("4096", SALT, STORED, SERVER)),
+            verifier("4096", SALT, STORED, SERVER).replace("SCRAM-SHA-256", "SCRAM-SHA-1"),
+            verifier("4096", SALT, STORED, SERVER).replace("SCRAM-SHA-256", "scram-sha-256"),
+        ];
+        for v in &bad {
+            assert!(Record::from_postgres_verifier("user", v, 0).is_err(), "accepted {v:?}");
+        }
     }
 }
