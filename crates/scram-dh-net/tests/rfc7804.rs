@@ -315,6 +315,7 @@ async fn sid_from_another_exchange_is_refused() {
     let b = manual_first(&c, &url, "alice", PW, plain).await.unwrap();
     let swapped = send(c.get(&url).header("authorization", final_header(&b.sid, &a.waiting))).await;
     assert_eq!(swapped.status, 401, "{:?}", String::from_utf8_lossy(&swapped.body));
+    assert_eq!(swapped.code(), "nonce_mismatch");
     assert!(swapped.headers.get("authentication-info").is_none());
     let b_own = send(c.get(&url).header("authorization", final_header(&b.sid, &b.waiting))).await;
     assert_eq!(b_own.status, 401, "b's sid was consumed by the swap");

@@ -33,7 +33,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scram_dh::sasl::server::ClientFirstRequest;
 use scram_dh::sasl::{MECHANISM, SaslFailure, ServerChannel, ServerErrorValue};
-use scram_dh::{CredentialStore, Error, ErrorCode, SessionStore};
+use scram_dh::{CredentialStore, ErrorCode, SessionStore};
 use tower::{Layer, Service};
 use tracing::{debug, info, warn};
 
@@ -319,8 +319,11 @@ fn code_of(failure: &SaslFailure) -> ErrorCode {
         | V::ChannelBindingNotSupported
         | V::UnsupportedChannelBindingType => ErrorCode::Unsupported,
         V::NoResources => ErrorCode::Busy,
-        V::OtherError => match failure.error {
-            Error::UnknownSession => ErrorCode::UnknownSession,
+        // An expired or consumed sid (unknown_session), a nonce from another
+        // exchange (nonce_mismatch), or a store fault (server_error).
+        V::OtherError => match failure.error.code() {
+            code @ (ErrorCode::UnknownSession | ErrorCode::NonceMismatch | ErrorCode::Busy) => code,
+            ErrorCode::InvalidMessage => ErrorCode::InvalidMessage,
             _ => ErrorCode::ServerError,
         },
     }
