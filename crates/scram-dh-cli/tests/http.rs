@@ -413,7 +413,9 @@ fn http_rfc7804_logs_in_with_a_password_on_one_request() {
     let seen = relay.seen.lock().unwrap().clone();
     assert_absent("the RFC 7804 exchanges", &seen, &pw);
     assert!(common::contains(&seen, b"SCRAM-SHA-256 sid="), "the exchange went through the relay");
-    server.stop();
+    let log = server.stop();
+    assert!(log.contains("mechanism=\"SCRAM-SHA-256\""), "the login is logged");
+    assert_absent("the server log", log.as_bytes(), &pw);
     // Nobody listening: exit 4.
     let gone = url(&http);
     let args = ["http", "GET", "/v1/whoami", "--rfc7804", "--http", &gone, "-u", "erin", "--password-stdin"];

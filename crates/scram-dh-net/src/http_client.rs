@@ -187,7 +187,7 @@ impl HttpClient {
 
     /// Registers `username` in-band (SPEC 3a) over HTTP; as
     /// [`register_with`](crate::register_with): `on_provisional` gets the provisional
-    /// credential before R3 is sent, and with [`HostKeyPolicy::KnownHosts`] an
+    /// credential before R3 is sent, and with [`HostKeyPolicy::KnownHosts`](crate::HostKeyPolicy::KnownHosts) an
     /// unknown server's key is recorded (under [`server_name`](Self::server_name)'s
     /// choice of the caller) once the registration succeeds.
     ///

@@ -2,6 +2,9 @@
 //! JSON over `POST`, HTTP sessions after `/v1/auth/proof`, MAC-signed requests
 //! with an anti-replay window, MAC'd responses, `whoami`, `logout`, `passwd`, an
 //! extractor and a layer for application routes, and a gateway to an upstream.
+//! `whoami`, `GET /v1/auth/token` and the gateway also take standard
+//! SCRAM-SHA-256 over HTTP (RFC 7804) from clients that hold only a password
+//! ([`HttpFront::rfc7804_layer`]); `logout` and `passwd` take signed requests only.
 //!
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
