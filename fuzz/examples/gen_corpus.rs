@@ -143,7 +143,7 @@ fn session_states(root: &Path) {
         let record = block_on(pair.engine.credentials().read(user)).unwrap();
         let (_, pending) = AuthRequest::parse(a1, &config)
             .unwrap()
-            .continue_with(record, &mut pair.server_rng, &config)
+            .continue_with(record, &mut pair.server_rng, &config, &pair.engine.mock_profile())
             .unwrap();
         let kind = channel.map_or("plain".to_owned(), |g| g.to_string());
         write(root, "session_state", &format!("auth-{user}-{kind}.bin"), &pending.to_bytes());
@@ -255,10 +255,48 @@ fn programs(root: &Path) {
     }
 }
 
+/// Standard SCRAM text: the RFC 7677 section 3 exchange and verifier, and one
+/// message of each shape the parsers and state machines tell apart.
+fn sasl_seeds(root: &Path) {
+    use scram_dh_fuzz::targets::rfc7677;
+    let t = "sasl_text";
+    let (cn, sn) = (rfc7677::CLIENT_NONCE, rfc7677::SERVER_NONCE);
+    let proof = "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    write(root, t, "rfc7677-client-first", rfc7677::CLIENT_FIRST.as_bytes());
+    write(root, t, "rfc7677-server-first", rfc7677::SERVER_FIRST.as_bytes());
+    write(root, t, "rfc7677-client-final", rfc7677::CLIENT_FINAL.as_bytes());
+    write(root, t, "rfc7677-server-final", rfc7677::SERVER_FINAL.as_bytes());
+    write(root, t, "rfc7677-verifier", rfc7677::VERIFIER.as_bytes());
+    let salt: Vec<u8> = (0u8..32).collect();
+    let salted = scram_dh::keys::salted_password(&Password::new("correct horse"), &salt, 8192).unwrap();
+    let record = scram_dh::ClientKeys::rfc(&salted).record("u", &salt, 8192, 0, Labels::Rfc);
+    write(root, t, "verifier-salt32-ic8192", record.to_postgres_verifier().as_bytes());
+    write(root, t, "verifier-leading-zero", rfc7677::VERIFIER.replace("$4096:", "$04096:").as_bytes());
+    write(root, t, "client-first-plus-authzid", b"p=tls-exporter,a=user,n=user,r=abcdefghijklmnopqrstuvwx");
+    write(root, t, "client-first-escaped-ext", b"n,,n=a=2Cb=3Dc,r=abcdefgh,x=future=value");
+    write(root, t, "client-first-y", b"y,,n=user,r=abcdefgh");
+    write(root, t, "client-first-tls-unique", b"p=tls-unique,,n=user,r=abcdefgh");
+    write(root, t, "client-first-mext", b"n,,m=ext,n=user,r=abcdefgh");
+    write(root, t, "client-first-nonascii", "n,,n=j\u{fc}rgen\u{ad},r=!\"#$%&'()*+-./~".as_bytes());
+    write(root, t, "server-first-ext", format!("r={cn}XYZ,s=c2FsdA==,i=8192,x=1").as_bytes());
+    write(root, t, "server-first-mext", format!("m=ext,r={cn}XYZ,s=c2FsdA==,i=4096").as_bytes());
+    write(root, t, "server-first-rfc-ic-1", rfc7677::SERVER_FIRST.replace("i=4096", "i=1").as_bytes());
+    let mut plus = scram_dh::sasl::text::ClientFinal::parse(rfc7677::CLIENT_FINAL).unwrap();
+    plus.channel_binding = b"p=tls-exporter,,".to_vec();
+    plus.channel_binding.extend_from_slice(&[7; 32]);
+    plus.extensions.push(scram_dh::sasl::text::Extension { name: 'x', value: "1".into() });
+    write(root, t, "client-final-plus", plus.encode().as_bytes());
+    write(root, t, "client-final-mext", format!("c=biws,r={cn}{sn},m=1,{proof}").as_bytes());
+    write(root, t, "server-final-error", b"e=invalid-proof");
+    write(root, t, "server-final-error-ext", b"e=channel-bindings-dont-match,x=1");
+    write(root, t, "server-final-future-error", b"e=some-future-error");
+}
+
 fn main() {
     let root: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     messages(&root);
     session_states(&root);
     programs(&root);
+    sasl_seeds(&root);
     println!("seeds written under {}", root.display());
 }

@@ -92,6 +92,114 @@ pub fn text_fields(data: &[u8]) {
     let _ = scram_dh::ClientCredential::from_json(s);
 }
 
+/// RFC 7677 section 3: the exchange `sasl_text` checks its state machines against.
+pub mod rfc7677 {
+    /// The client's nonce.
+    pub const CLIENT_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
+    /// The server's part of the nonce.
+    pub const SERVER_NONCE: &str = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    /// client-first-message.
+    pub const CLIENT_FIRST: &str = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+    /// server-first-message.
+    pub const SERVER_FIRST: &str =
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    /// client-final-message.
+    pub const CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                                    p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+    /// server-final-message.
+    pub const SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+    /// The record of user "user", password "pencil", as a PostgreSQL verifier.
+    pub const VERIFIER: &str = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+                                WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:\
+                                wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+}
+
+/// Standard SCRAM's text (RFC 5802): the four message parsers, the gs2 header and
+/// the PostgreSQL verifier parser, then the server's and the client's steps.
+/// - What parses re-encodes byte for byte (so an `AuthMessage` built from the
+///   received bytes is the one the parse describes) and parses back to itself; a
+///   verifier prints back as it came.
+/// - The server accepts a client-first-message only if the codec does.
+/// - Against the RFC 7677 exchange, no client-final-message but the RFC's own is
+///   accepted, and a client accepts only a well-formed server-first that extends
+///   its nonce with an iteration count in range.
+pub fn sasl_text(data: &[u8]) {
+    use scram_dh::sasl::server::ClientFirstRequest;
+    use scram_dh::sasl::text::{ClientFinal, ClientFirst, Gs2Header, ServerFinal, ServerFirst};
+    use scram_dh::sasl::{ClientChannel, MECHANISM, MECHANISM_PLUS, ServerChannel};
+
+    if let Ok(s) = std::str::from_utf8(data) {
+        if let Ok(m) = ClientFirst::parse(s) {
+            assert_eq!(m.encode(), s, "client-first does not re-encode byte for byte");
+            assert_eq!(ClientFirst::parse(&m.encode()).expect("re-encoded client-first parses"), m);
+        }
+        if let Ok(m) = Gs2Header::parse(s) {
+            assert_eq!(m.encode(), s, "gs2 header does not re-encode byte for byte");
+        }
+        if let Ok(m) = ServerFirst::parse(s) {
+            assert_eq!(m.encode(), s, "server-first does not re-encode byte for byte");
+            assert_eq!(ServerFirst::parse(&m.encode()).expect("re-encoded server-first parses"), m);
+        }
+        if let Ok(m) = ClientFinal::parse(s) {
+            assert_eq!(m.encode(), s, "client-final does not re-encode byte for byte");
+            assert_eq!(ClientFinal::parse(&m.encode()).expect("re-encoded client-final parses"), m);
+        }
+        if let Ok(m) = ServerFinal::parse(s) {
+            assert_eq!(ServerFinal::parse(&m.encode()).expect("re-encoded server-final parses"), m);
+            assert!(s.starts_with(&m.encode()), "server-final {s:?} is not its encoding plus extensions");
+        }
+        if let Ok(r) = scram_dh::Record::from_postgres_verifier("u", s, 0) {
+            assert_eq!(r.to_postgres_verifier(), s, "a verifier does not print back as it came");
+        }
+    }
+
+    let exporter = [7u8; 32];
+    for (mechanism, channel) in [
+        (MECHANISM, ServerChannel::None),
+        (MECHANISM_PLUS, ServerChannel::TlsExporter(&exporter)),
+        (MECHANISM, ServerChannel::TlsExporter(&exporter)),
+    ] {
+        if ClientFirstRequest::parse(mechanism, data, channel).is_ok() {
+            let s = std::str::from_utf8(data).expect("the server accepted a client-first that is not UTF-8");
+            ClientFirst::parse(s).expect("the server accepted a client-first the codec refuses");
+        }
+    }
+
+    let config = scram_dh::ServerConfig::new(scram_dh::HostKey::from_seed(&[1; 32]), [2; 32]);
+    let record =
+        scram_dh::Record::from_postgres_verifier("user", rfc7677::VERIFIER, 0).expect("RFC verifier");
+    let (_, pending) =
+        ClientFirstRequest::parse(MECHANISM, rfc7677::CLIENT_FIRST.as_bytes(), ServerChannel::None)
+            .expect("RFC client-first")
+            .continue_with_nonce(
+                Some(record),
+                rfc7677::SERVER_NONCE,
+                &config,
+                &scram_dh::mock::MockProfile::new(),
+            )
+            .expect("RFC server-first");
+    if let Ok((server_final, auth)) = pending.receive_final(data) {
+        assert_eq!(data, rfc7677::CLIENT_FINAL.as_bytes(), "the server accepted a forged client-final");
+        assert_eq!((server_final.as_str(), auth.username()), (rfc7677::SERVER_FINAL, "user"));
+    }
+
+    let client = scram_dh::sasl::client::SaslClient::with_nonce(
+        "user",
+        &Password::new("pencil"),
+        ClientChannel::Unsupported,
+        &scram_dh::ClientConfig { max_iterations: 4096 },
+        rfc7677::CLIENT_NONCE,
+    )
+    .expect("RFC client");
+    if client.receive_server_first(data).is_ok() {
+        let m =
+            ServerFirst::parse(std::str::from_utf8(data).expect("UTF-8")).expect("accepted, so it parses");
+        assert!(m.nonce.starts_with(rfc7677::CLIENT_NONCE) && m.nonce.len() > rfc7677::CLIENT_NONCE.len());
+        assert_eq!(m.iterations, 4096);
+        assert!((1..=1024).contains(&m.salt.len()));
+    }
+}
+
 /// Checks one engine outcome: its reply survives the wire (it re-parses as the same
 /// server message, so an error's code is one of the closed set), and the reply's
 /// kind matches the outcome's. Returns the error code of a failure.

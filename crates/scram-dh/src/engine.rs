@@ -8,6 +8,9 @@
 //!   DH → seal → insert.
 //! - A1: parse → session capacity probe → read record → (DH) → seal → insert.
 //! - R3/A3: take the session → open the seal → finish.
+//! - Standard SCRAM (RFC 5802): parse → read record → server-first; the state
+//!   stays with the connection (TCP) or is sealed into the session store between
+//!   two HTTP requests (`sasl_park` / `sasl_resume`, RFC 7804).
 
 use std::sync::{PoisonError, RwLock};
 
@@ -340,6 +343,39 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     /// reads the record and continues with it (with the engine's mock profile for
     /// an unknown user). Returns the server-first-message (not base64) and the
     /// state to keep until the client-final-message.
+    ///
+    /// An RFC 7804 style exchange over two HTTP requests, parked in between:
+    ///
+    /// ```
+    /// use rand_core::SeedableRng;
+    /// use scram_dh::pair::block_on;
+    /// use scram_dh::sasl::client::SaslClient;
+    /// use scram_dh::sasl::{ClientChannel, ServerChannel};
+    /// use scram_dh::{ClientConfig, ClientKeys, CredentialStore, HostKey, Labels, MemoryCredentialStore,
+    ///     MemorySessionStore, Password, ServerConfig, ServerEngine};
+    ///
+    /// let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    /// let config = ServerConfig::new(HostKey::from_seed(&[1; 32]), [2; 32]);
+    /// let engine = ServerEngine::new(config, MemoryCredentialStore::default(), MemorySessionStore::default())?;
+    /// let salted = scram_dh::keys::salted_password(&Password::new("pencil"), &[9; 32], 4096)?;
+    /// block_on(engine.credentials().insert(&ClientKeys::rfc(&salted).record("user", &[9; 32], 4096, 0, Labels::Rfc)))
+    ///     .map_err(scram_dh::Error::from)?;
+    ///
+    /// let client = SaslClient::new("user", &Password::new("pencil"), ClientChannel::Unsupported,
+    ///     &ClientConfig::default(), &mut rng)?;
+    /// // Request 1: client-first in, server-first and a sid out.
+    /// let (server_first, pending) = block_on(engine.sasl_start(client.mechanism(),
+    ///     client.client_first().as_bytes(), ServerChannel::None, &mut rng)).map_err(|f| f.error)?;
+    /// let sid = block_on(engine.sasl_park(pending, "192.0.2.1", 0, &mut rng)).map_err(|f| f.error)?;
+    /// let client = client.receive_server_first(server_first.as_bytes())?;
+    /// // Request 2: sid and client-final in, server-final out.
+    /// let pending = block_on(engine.sasl_resume(&sid, 5)).map_err(|f| f.error)?;
+    /// let (server_final, auth) = pending.receive_final(client.client_final().as_bytes()).map_err(|f| f.error)?;
+    /// client.receive_server_final(server_final.as_bytes())?;
+    /// assert_eq!(auth.username(), "user");
+    /// assert!(block_on(engine.sasl_resume(&sid, 6)).is_err(), "single use");
+    /// # Ok::<(), scram_dh::Error>(())
+    /// ```
     ///
     /// # Errors
     /// A [`SaslFailure`] with the `e=` value to send: see

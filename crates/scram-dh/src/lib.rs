@@ -6,7 +6,9 @@
 //! become an encrypted channel afterwards.
 //!
 //! This crate is the sans-IO protocol core: typed client and server steps for
-//! registration ([`register`]) and authentication ([`auth`]), the DH groups
+//! registration ([`register`]) and authentication ([`auth`]), standard
+//! SCRAM-SHA-256 for password clients (RFC 5802 text, `tls-exporter` channel
+//! binding: [`sasl`]), the DH groups
 //! ([`dh`]), the wire messages ([`message`]), the credential and session store
 //! traits with in-memory implementations ([`record`], [`session`]), and a server
 //! driver over those traits ([`engine`]). It reads no clock and no OS randomness:

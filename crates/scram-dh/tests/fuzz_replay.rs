@@ -162,6 +162,21 @@ fn text_fields() {
     replay("text_fields", targets::text_fields, 40_000, 256);
 }
 
+#[test]
+fn sasl_text() {
+    let corpus = replay("sasl_text", targets::sasl_text, 40_000, 512);
+    // The seeds must hold the RFC 7677 exchange, so the forgery check has its genuine case.
+    for msg in [
+        targets::rfc7677::CLIENT_FIRST,
+        targets::rfc7677::SERVER_FIRST,
+        targets::rfc7677::CLIENT_FINAL,
+        targets::rfc7677::SERVER_FINAL,
+        targets::rfc7677::VERIFIER,
+    ] {
+        assert!(corpus.iter().any(|d| d == msg.as_bytes()), "the sasl_text corpus lacks {msg:?}");
+    }
+}
+
 fn add(total: &mut targets::Stats, s: targets::Stats) {
     total.ops += s.ops;
     total.registered += s.registered;

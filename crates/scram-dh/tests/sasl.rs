@@ -709,7 +709,8 @@ fn client_refuses_bad_server_first() {
         (sf(&combined, RFC_SALT, "04096"), "invalid"),
         (sf(&combined, RFC_SALT, "99999999999"), "invalid"),
         (format!("{}\n", sf(&combined, RFC_SALT, "4096")), "invalid"),
-        ("e=other-error".to_owned(), "invalid"),
+        ("e=".to_owned(), "invalid"),
+        ("e=a,b".to_owned(), "invalid"),
     ];
     for (msg, kind) in cases {
         let err = rfc_client(ClientConfig { max_iterations: 10_000 })
@@ -721,6 +722,13 @@ fn client_refuses_bad_server_first() {
             _ => matches!(err, Error::InvalidMessage(_)),
         };
         assert!(ok, "{msg:?}: {err:?}");
+    }
+    // An error in place of server-first: the server refused the client-first.
+    for value in ["channel-binding-not-supported", "invalid-encoding", "other-error"] {
+        let err = rfc_client(ClientConfig::default())
+            .receive_server_first(format!("e={value}").as_bytes())
+            .unwrap_err();
+        assert!(matches!(&err, Error::ScramRefused { value: v } if v == value), "{err:?}");
     }
     // The bounds themselves are accepted.
     assert!(
@@ -1041,4 +1049,31 @@ proptest! {
             prop_assert!(p.receive_final(input).is_err());
         }
     }
+}
+
+#[test]
+fn verifier_from_an_independent_implementation_logs_in() {
+    // Computed with Python's hashlib/hmac (PBKDF2-HMAC-SHA-256, "Client Key" /
+    // "Server Key"), salt bytes 0..32, ic 8192, password "correct horse"; also a
+    // seed of the sasl_text fuzz corpus.
+    let v = "SCRAM-SHA-256$8192:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=$\
+             XPUgVyg+42yh9AIS9pjw7xm8vdnEBsO+D+wKJnUKzbA=:a06c8SwK93IFAQ7/IrLgNcYlOQ4iXINCv9iZAqHmqAY=";
+    let rec = Record::from_postgres_verifier("carol", v, 0).unwrap();
+    assert_eq!(rec, record("carol", "correct horse", &(0u8..32).collect::<Vec<_>>(), 8192));
+    assert!(
+        exchange(
+            client("carol", "correct horse", ClientChannel::Unsupported),
+            Some(rec.clone()),
+            ServerChannel::None
+        )
+        .is_ok()
+    );
+    refused(
+        exchange(
+            client("carol", "correct horse!", ClientChannel::Unsupported),
+            Some(rec),
+            ServerChannel::None,
+        ),
+        V::InvalidProof,
+    );
 }
