@@ -119,7 +119,7 @@ fn group(name: &str) -> Result<Group> {
     Group::from_name(name).ok_or_else(|| usage(format!("unknown group {name:?}")))
 }
 
-fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> Result<Password> {
+pub(crate) fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> Result<Password> {
     let pw = if from_stdin {
         let mut line = zeroize::Zeroizing::new(String::new());
         std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;

@@ -1,5 +1,7 @@
 //! The client side over HTTP (SPEC 7): `register --http`, `login --http`,
-//! `http METHOD PATH`, `logout --http`.
+//! `http METHOD PATH`, `logout --http`, and `http METHOD PATH --rfc7804`: one
+//! request logged in with a password by standard SCRAM-SHA-256 (RFC 7804), no
+//! session file.
 //!
 //! `login --http` keeps the HTTP session (id, keys, next seq) in a 0600 file at
 //! `<config>/http-sessions/<server>/<user>.json`. Each request takes its seq under
@@ -43,6 +45,16 @@ pub struct HttpArgs {
     /// Seconds to wait for the response.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Log in on this request with a password by standard SCRAM-SHA-256 over HTTP
+    /// (RFC 7804) instead of a saved session; needs --http and --user.
+    #[arg(long, requires_all = ["http", "user"])]
+    rfc7804: bool,
+    /// With --rfc7804: read the password from the first line of stdin instead of a prompt.
+    #[arg(long, requires = "rfc7804")]
+    password_stdin: bool,
+    /// With --rfc7804: refuse server iteration counts above this.
+    #[arg(long, requires = "rfc7804", default_value_t = scram_dh::credential::DEFAULT_MAX_ITERATIONS)]
+    max_iterations: u32,
 }
 
 /// `logout` flags.
@@ -64,7 +76,9 @@ pub struct LogoutArgs {
 
 fn http_error(e: HttpError) -> anyhow::Error {
     match e {
-        HttpError::BadResponseMac { .. } => Exit { code: exit::AUTH, message: e.to_string() }.into(),
+        HttpError::BadResponseMac { .. } | HttpError::BadAuthenticationInfo { .. } => {
+            Exit { code: exit::AUTH, message: e.to_string() }.into()
+        }
         HttpError::Net(n) => anyhow::Error::new(n),
         e if e.is_connection_failure() => {
             Exit { code: exit::CONNECTION, message: escape(&e.to_string()).into_owned() }.into()
@@ -268,33 +282,61 @@ fn take_seq(path: &Path, timeout: u64) -> Result<(HttpSession, u64)> {
     Ok((session, seq))
 }
 
-/// `http METHOD PATH [--data BODY]`: one signed request; prints the body (escaped).
+/// `http METHOD PATH [--data BODY]`: one signed request (or with `--rfc7804`, one
+/// RFC 7804 request); prints the body (escaped).
 pub async fn http(args: HttpArgs) -> Result<()> {
     crate::init_logging("warn", false);
+    if args.rfc7804 {
+        return rfc7804(args).await;
+    }
     let dir = config_dir(args.config_dir.as_deref())?;
     let path = find_session(&dir, args.http.as_deref(), args.user.as_deref())?;
     let (session, seq) = take_seq(&path, args.timeout)?;
     let body = args.data.unwrap_or_default();
     let r =
         session.request_with_seq(seq, &args.method, &args.path, body.as_bytes()).await.map_err(http_error)?;
-    // Escaped line by line: the body's own line breaks stay line breaks, nothing
-    // else a server sends can drive the terminal.
-    let text = String::from_utf8_lossy(&r.body);
+    print_answer(r.status, &r.body)
+}
+
+/// `http METHOD PATH --rfc7804 --http URL -u USER [--password-stdin]`: the
+/// password from a prompt or stdin, two round trips, the server's
+/// `Authentication-Info` checked (exit 3 when it is missing or wrong).
+async fn rfc7804(args: HttpArgs) -> Result<()> {
+    let (Some(url), Some(user)) = (args.http.as_deref(), args.user.as_deref()) else {
+        return Err(usage("--rfc7804 needs --http URL and --user NAME"));
+    };
+    let http = client(url, args.timeout)?;
+    let password =
+        crate::client_cmds::read_password(args.password_stdin, &format!("Password for {user}: "), false)?;
+    let config = ClientConfig { max_iterations: args.max_iterations };
+    let body = args.data.unwrap_or_default();
+    let r = http
+        .rfc7804_request(&args.method, &args.path, body.as_bytes(), user, &password, &config)
+        .await
+        .map_err(http_error)?;
+    print_answer(r.status, &r.body)
+}
+
+/// Prints a verified answer's body, escaped line by line (its own line breaks
+/// stay line breaks, nothing else a server sends can drive the terminal); a
+/// non-2xx status is an error with its exit code.
+fn print_answer(status: u16, body: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(body);
     let mut out = std::io::stdout().lock();
     for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
         let _ = writeln!(out, "{}", escape(line.strip_suffix('\r').unwrap_or(line)));
     }
-    if (200..300).contains(&r.status) {
+    if (200..300).contains(&status) {
         return Ok(());
     }
-    let code = match serde_json::from_slice::<scram_dh::message::ServerMessage>(&r.body) {
+    let code = match serde_json::from_slice::<scram_dh::message::ServerMessage>(body) {
         Ok(scram_dh::message::ServerMessage::Error(e)) if e.code == ErrorCode::AuthenticationFailed => {
             exit::AUTH
         }
-        _ if r.status == 401 => exit::AUTH,
+        _ if status == 401 => exit::AUTH,
         _ => exit::OTHER,
     };
-    Err(Exit { code, message: format!("server answered status {}", r.status) }.into())
+    Err(Exit { code, message: format!("server answered status {status}") }.into())
 }
 
 /// `logout --http URL [--user NAME]`: `POST /v1/logout`, then the session file goes.

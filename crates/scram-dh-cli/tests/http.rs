@@ -1,6 +1,7 @@
 //! The HTTP front through the real binary (SPEC 7): `serve --http`, `register
-//! --http`, `login --http`, `http`, `logout`; a tampering relay, the gateway in
-//! front of a Python upstream, and the canary password in no HTTP byte.
+//! --http`, `login --http`, `http`, `logout`, `http --rfc7804`; a tampering
+//! relay, the gateway in front of a Python upstream, and the canary password in
+//! no HTTP byte.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -35,6 +36,7 @@ fn register_http(config: &Path, base: &str, user: &str, pw: &str, extra: &[&str]
 const PASS: u8 = 0;
 const TAMPER_BODY: u8 = 1;
 const TAMPER_MAC: u8 = 2;
+const TAMPER_INFO: u8 = 3;
 
 /// A TCP relay in front of `target`: records both directions, and in a tamper
 /// mode alters server-to-client bytes (the username in a body, or the first
@@ -62,6 +64,16 @@ fn tamper(buf: &mut [u8], mode: u8, name: &[u8]) {
             let key = b"scram-dh-mac: ";
             if let Some(at) = lower.windows(key.len()).position(|w| w == key) {
                 let v = &mut buf[at + key.len()];
+                *v = if *v == b'A' { b'B' } else { b'A' };
+            }
+        }
+        TAMPER_INFO => {
+            // One base64 character inside the server signature of
+            // `authentication-info: sid=<64 hex>, data=<b64 "v=...">`.
+            let lower: Vec<u8> = buf.to_ascii_lowercase();
+            let key = b"authentication-info: sid=";
+            if let Some(at) = lower.windows(key.len()).position(|w| w == key) {
+                let v = &mut buf[at + key.len() + 64 + ", data=".len() + 8];
                 *v = if *v == b'A' { b'B' } else { b'A' };
             }
         }
@@ -346,4 +358,67 @@ fn the_gateway_names_the_user_to_the_upstream_and_nobody_can_forge_it() {
     server.stop();
     let _ = upstream.kill();
     let _ = upstream.wait();
+}
+
+// `http METHOD PATH --rfc7804`: a password login on that one request (RFC 7804)
+// for a user registered with RFC labels; nothing is saved; a wrong password, an
+// unknown user and a tampered Authentication-Info exit 3, no server exits 4;
+// the password is in no byte on the wire; the gateway is reached too.
+#[test]
+fn http_rfc7804_logs_in_with_a_password_on_one_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("client");
+    let fresh = dir.path().join("fresh");
+    let (server, http) = start(dir.path(), &[]);
+    let relay = Relay::start(&http, "erin");
+    let base = url(&relay.addr);
+    let pw = canary();
+    register_http(&config, &base, "erin", &pw, &["--labels", "rfc", "--no-login"]);
+    let req = |path: &str, user: &str| {
+        ["http", "GET", path, "--rfc7804", "--http", &base, "-u", user, "--password-stdin"]
+            .map(str::to_owned)
+            .to_vec()
+    };
+    let run = |args: &[String], stdin: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&fresh, &args, Some(stdin))
+    };
+    for path in ["/v1/whoami", "/v1/auth/token"] {
+        let out = ok(&run(&req(path, "erin"), &pw));
+        assert_eq!(out.trim(), r#"{"username":"erin"}"#, "{path}");
+    }
+    assert!(!fresh.join("http-sessions").exists(), "an RFC 7804 request keeps no session");
+    for (user, password) in [("erin", "wrong-password"), ("nobody", pw.as_str())] {
+        let out = run(&req("/v1/whoami", user), password);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{user}: {stderr}");
+        assert!(stderr.contains("invalid-proof"), "{user}: {stderr}");
+    }
+    relay.mode.store(TAMPER_INFO, Ordering::SeqCst);
+    let out = run(&req("/v1/whoami", "erin"), &pw);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("Authentication-Info"), "{stderr}");
+    assert!(out.stdout.is_empty(), "a body without a verified signature is not printed");
+    relay.mode.store(PASS, Ordering::SeqCst);
+    // A signed-only route is refused to an RFC 7804 client (exit 3).
+    let mut logout = req("/v1/logout", "erin");
+    logout[1] = "POST".into();
+    assert_eq!(run(&logout, &pw).status.code(), Some(3));
+    // Usage: --rfc7804 needs --http and --user; --password-stdin needs --rfc7804.
+    let out = cli(&fresh, &["http", "GET", "/v1/whoami", "--rfc7804", "--http", &base], Some(&pw));
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(&fresh, &["http", "GET", "/v1/whoami", "--password-stdin"], Some(&pw));
+    assert_eq!(out.status.code(), Some(2));
+    let seen = relay.seen.lock().unwrap().clone();
+    assert_absent("the RFC 7804 exchanges", &seen, &pw);
+    assert!(common::contains(&seen, b"SCRAM-SHA-256 sid="), "the exchange went through the relay");
+    let log = server.stop();
+    assert!(log.contains("mechanism=\"SCRAM-SHA-256\""), "the login is logged");
+    assert_absent("the server log", log.as_bytes(), &pw);
+    // Nobody listening: exit 4.
+    let gone = url(&http);
+    let args = ["http", "GET", "/v1/whoami", "--rfc7804", "--http", &gone, "-u", "erin", "--password-stdin"];
+    let out = cli(&fresh, &args, Some(&pw));
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
 }

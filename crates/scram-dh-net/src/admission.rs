@@ -322,18 +322,6 @@ pub enum Refusal {
     Channels,
 }
 
-/// How a login ended, for the failed-proof penalties
-/// ([`Admission::record_login`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome<'a> {
-    /// The user proved the password: the peer is trusted for the account.
-    Authenticated(&'a str),
-    /// A wrong proof (or an unknown user), with the account when it was named.
-    FailedProof(Option<&'a str>),
-    /// Anything else (malformed input, refusals, store failures): not a guess.
-    Other,
-}
-
 impl Refusal {
     /// The text sent to the client with code `busy`.
     #[must_use]
@@ -505,6 +493,19 @@ struct State {
     log: FailureLog,
 }
 
+/// How a login ended, for the failed-proof penalties ([`Admission::record_login`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome<'a> {
+    /// The client proved the password (or keys) for this account: the peer's
+    /// failures are cleared and the peer is trusted for the account.
+    Authenticated(&'a str),
+    /// A failed guess (a wrong proof, an unknown user, a channel binding that did
+    /// not match), for this account when the exchange named one.
+    FailedProof(Option<&'a str>),
+    /// Anything else (malformed input, an expired session, a store failure): no penalty.
+    Other,
+}
+
 /// The admission layer; share it behind an `Arc` between a front's tasks.
 pub struct Admission {
     limits: Limits,
@@ -673,7 +674,31 @@ impl Admission {
             // Later steps continue a handshake that was admitted at its pairing.
             _ => return Ok(()),
         };
-        let dh = costs_dh(msg);
+        self.check_at(peer, account, registration, channel, costs_dh(msg), now)
+    }
+
+    /// Checks the start of a login that is not a scram-dh message: a standard
+    /// SCRAM-SHA-256 client-first-message (SPEC 7, RFC 5802 over TCP or RFC 7804
+    /// over HTTP), for `account` (the SASLprep-normalised name it asks for; `None`
+    /// when it named none). The same checks as an A1 without a channel: the peer's
+    /// and the account's failed-proof penalties; no DH bucket (no DH work).
+    /// Later messages of the exchange continue an admitted login and need no check.
+    ///
+    /// # Errors
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`].
+    pub fn check_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
+        self.check_at(peer, account, false, false, false, Instant::now())
+    }
+
+    fn check_at(
+        &self,
+        peer: PeerKey,
+        account: Option<&str>,
+        registration: bool,
+        channel: bool,
+        dh: bool,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         let l = &self.limits;
         let c = &l.penalties;
         let mut s = self.lock();
@@ -727,21 +752,6 @@ impl Admission {
         Ok(())
     }
 
-    /// Checks a standard SCRAM login (RFC 5802 over TCP, RFC 7804 over HTTP) at
-    /// its first message: the failed-proof penalties of the peer and, once the
-    /// username is known, of the account. Standard SCRAM costs the server no DH
-    /// work, so no bucket is drawn from.
-    ///
-    /// # Errors
-    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`].
-    pub fn check_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
-        let now = Instant::now();
-        let mut s = self.lock();
-        Self::check_penalties(&mut s, peer, account, &self.limits.penalties, now).inspect_err(|_| {
-            s.log.refused += 1;
-        })
-    }
-
     fn check_penalties(
         s: &mut State,
         peer: PeerKey,
@@ -793,8 +803,19 @@ impl Admission {
         self.record_login_at(peer, login, now);
     }
 
-    /// Learns from a standard SCRAM login's end, as [`record_outcome`](Self::record_outcome)
-    /// does for the native protocol.
+    /// Learns from the end of a login that is not a scram-dh handshake (standard
+    /// SCRAM, see [`check_login`](Self::check_login)), exactly as
+    /// [`record_outcome`](Self::record_outcome) does from an [`Outcome`].
+    ///
+    /// ```
+    /// use scram_dh_net::admission::{Admission, Limits, LoginOutcome};
+    ///
+    /// let adm = Admission::new(Limits::default());
+    /// let peer = adm.peer([10, 0, 0, 1].into());
+    /// adm.check_login(peer, Some("alice")).unwrap();
+    /// // A wrong password (RFC 5802 e=invalid-proof) counts against peer and account.
+    /// adm.record_login(peer, LoginOutcome::FailedProof(Some("alice")));
+    /// ```
     pub fn record_login(&self, peer: PeerKey, outcome: LoginOutcome<'_>) {
         self.record_login_at(peer, outcome, Instant::now());
     }
@@ -1151,6 +1172,34 @@ mod tests {
             adm.check_message_at(fresh, &a1("ghost", false), t0),
             Err(Refusal::AccountPenalty { .. })
         ));
+    }
+
+    // M5 for standard SCRAM (RFC 7804 / RFC 5802 fronts): check_login and
+    // record_login apply the same penalties and trust as the scram-dh outcomes.
+    #[test]
+    fn m5_standard_scram_logins_share_the_penalties() {
+        let adm = Admission::new(Limits { penalties: penalties(), ..Limits::default() });
+        let p = adm.peer(ip("10.0.0.7"));
+        adm.check_login(p, Some("alice")).unwrap();
+        adm.record_login(p, LoginOutcome::FailedProof(Some("alice")));
+        adm.record_login(p, LoginOutcome::Other);
+        adm.record_login(p, LoginOutcome::FailedProof(None));
+        adm.check_login(p, Some("alice")).unwrap();
+        adm.record_login(p, LoginOutcome::FailedProof(Some("alice")));
+        assert!(matches!(adm.check_login(p, None), Err(Refusal::PeerPenalty { .. })));
+        // A scram-dh A1 from the same peer is refused alike: one table.
+        assert!(matches!(adm.check_message(p, &a1("bob", false)), Err(Refusal::PeerPenalty { .. })));
+        // A success clears the peer and trusts it for the account.
+        adm.record_login(p, LoginOutcome::Authenticated("alice"));
+        adm.check_login(p, Some("alice")).unwrap();
+        for i in 0..5u8 {
+            adm.record_login(adm.peer(IpAddr::from([10, 4, 0, i])), LoginOutcome::FailedProof(Some("alice")));
+        }
+        assert!(matches!(
+            adm.check_login(adm.peer(ip("10.5.0.1")), Some("alice")),
+            Err(Refusal::AccountPenalty { .. })
+        ));
+        adm.check_login(p, Some("alice")).unwrap();
     }
 
     // H1/M5: tables stay bounded under a spray of addresses and names.

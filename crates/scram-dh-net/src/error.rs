@@ -43,7 +43,8 @@ pub enum NetError {
 
 impl NetError {
     /// Whether this is an authentication failure (wrong password or keys, unknown
-    /// user, or a server that could not prove itself), as opposed to a connection
+    /// user — also as a standard SCRAM `e=invalid-proof` — or a server that could
+    /// not prove itself), as opposed to a connection
     /// or usage problem.
     #[must_use]
     pub fn is_auth_failure(&self) -> bool {

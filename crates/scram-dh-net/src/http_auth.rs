@@ -192,6 +192,236 @@ impl ReplayWindow {
     }
 }
 
+/// The RFC 7804 scheme name (SCRAM-SHA-256 over HTTP, SPEC 7).
+pub const RFC7804_SCHEME: &str = "SCRAM-SHA-256";
+/// The realm the server names in its challenges.
+pub const REALM: &str = "scram-dh";
+/// The response header carrying the RFC 7804 server-final-message.
+pub const AUTHENTICATION_INFO: &str = "Authentication-Info";
+/// The longest `Authorization`, `WWW-Authenticate` or `Authentication-Info` value
+/// read for RFC 7804 (a client-final-message for a 255-byte name is < 1 KiB).
+pub const MAX_RFC7804_HEADER: usize = 4096;
+
+/// One challenge (`WWW-Authenticate`) or the credentials (`Authorization`) of
+/// RFC 7235 section 2.1: a scheme and its auth-params, names lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The scheme as sent (compare with [`str::eq_ignore_ascii_case`]).
+    pub scheme: String,
+    /// `(lowercased name, value)` in order; quoted values unquoted.
+    pub params: Vec<(String, String)>,
+}
+
+impl Challenge {
+    /// The value of parameter `name` (lowercase), if present.
+    #[must_use]
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether the scheme is `scheme`, case-insensitively (RFC 7235 section 2.1).
+    #[must_use]
+    pub fn is(&self, scheme: &str) -> bool {
+        self.scheme.eq_ignore_ascii_case(scheme)
+    }
+}
+
+/// A header that does not follow RFC 7235's auth-param syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed authentication header: {0}")]
+pub struct BadAuthHeader(pub &'static str);
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.i += 1;
+        }
+    }
+    fn skip_ws_and_commas(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
+            self.i += 1;
+        }
+    }
+    fn token(&mut self) -> &'a str {
+        let start = self.i;
+        while self.peek().is_some_and(is_tchar) {
+            self.i += 1;
+        }
+        // tchar is ASCII, so the slice is UTF-8.
+        std::str::from_utf8(&self.s[start..self.i]).unwrap_or_default()
+    }
+    /// A quoted-string (RFC 9110 section 5.6.4) or, as RFC 7804's examples and
+    /// its clients send base64 (erratum 6558), any run of visible characters other
+    /// than `,` and `"`.
+    fn value(&mut self) -> Result<String, BadAuthHeader> {
+        if self.peek() == Some(b'"') {
+            self.i += 1;
+            let mut out = Vec::new();
+            loop {
+                match self.peek() {
+                    None => return Err(BadAuthHeader("unterminated quoted string")),
+                    Some(b'"') => {
+                        self.i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        self.i += 1;
+                        out.push(self.peek().ok_or(BadAuthHeader("unterminated quoted string"))?);
+                        self.i += 1;
+                    }
+                    Some(b) => {
+                        out.push(b);
+                        self.i += 1;
+                    }
+                }
+            }
+            return String::from_utf8(out).map_err(|_| BadAuthHeader("quoted string is not UTF-8"));
+        }
+        let start = self.i;
+        while self.peek().is_some_and(|b| b.is_ascii_graphic() && b != b',' && b != b'"') {
+            self.i += 1;
+        }
+        if start == self.i {
+            return Err(BadAuthHeader("a parameter without a value"));
+        }
+        Ok(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+}
+
+/// Parses a `WWW-Authenticate` value (several fields joined with `, ` are one
+/// list, RFC 9110 section 5.3) into its challenges. Parameter names are
+/// lowercased; `token68` forms of other schemes are kept as a parameter with an
+/// empty name.
+///
+/// ```
+/// use scram_dh_net::http_auth::parse_challenges;
+///
+/// let c = parse_challenges(r#"SCRAM-DH realm="scram-dh", scram-sha-256 Realm="scram-dh", sid=ab, data=biws"#).unwrap();
+/// assert_eq!(c.len(), 2);
+/// assert!(c[1].is("SCRAM-SHA-256"));
+/// assert_eq!((c[1].param("realm"), c[1].param("data")), (Some("scram-dh"), Some("biws")));
+/// ```
+///
+/// # Errors
+/// [`BadAuthHeader`] for a parameter before any scheme, a parameter without a
+/// value, an unterminated quoted string, or a value over [`MAX_RFC7804_HEADER`].
+pub fn parse_challenges(value: &str) -> Result<Vec<Challenge>, BadAuthHeader> {
+    if value.len() > MAX_RFC7804_HEADER {
+        return Err(BadAuthHeader("header too long"));
+    }
+    let mut c = Cursor { s: value.trim().as_bytes(), i: 0 };
+    let mut out: Vec<Challenge> = Vec::new();
+    loop {
+        c.skip_ws_and_commas();
+        if c.peek().is_none() {
+            break;
+        }
+        let token = c.token();
+        if token.is_empty() {
+            return Err(BadAuthHeader("expected a scheme or a parameter name"));
+        }
+        let before = c.i;
+        c.skip_ws();
+        if c.peek() == Some(b'=') {
+            let current = out.last_mut().ok_or(BadAuthHeader("a parameter before any scheme"))?;
+            c.i += 1;
+            // token68 (`Negotiate abc==`): only '=' up to the end of the element.
+            let rest = &c.s[c.i..];
+            let pad = rest.iter().take_while(|b| **b == b'=').count();
+            let after = rest.get(pad..).map(|r| r.iter().find(|b| **b != b' ' && **b != b'\t').copied());
+            if matches!(after, Some(None | Some(b','))) && (pad > 0 || current.params.is_empty()) {
+                c.i += pad;
+                current.params.push((String::new(), format!("{token}={}", "=".repeat(pad))));
+                continue;
+            }
+            c.skip_ws();
+            let v = c.value()?;
+            current.params.push((token.to_ascii_lowercase(), v));
+        } else {
+            c.i = before;
+            out.push(Challenge { scheme: token.to_owned(), params: Vec::new() });
+            c.skip_ws();
+        }
+        c.skip_ws();
+        match c.peek() {
+            None | Some(b',') => {}
+            // `scheme param=…`: the first parameter follows the scheme after a space.
+            Some(_) if out.last().is_some_and(|l| l.params.is_empty()) && c.s[c.i - 1] == b' ' => {}
+            Some(_) => return Err(BadAuthHeader("expected ',' between parameters")),
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `Authorization` credentials: exactly one scheme and its parameters,
+/// each name at most once.
+///
+/// # Errors
+/// As [`parse_challenges`], and for no scheme, several schemes, or a repeated
+/// parameter.
+pub fn parse_credentials(value: &str) -> Result<Challenge, BadAuthHeader> {
+    let mut all = parse_challenges(value)?;
+    if all.len() != 1 {
+        return Err(BadAuthHeader(if all.is_empty() { "no scheme" } else { "more than one scheme" }));
+    }
+    let one = all.remove(0);
+    for (i, (k, _)) in one.params.iter().enumerate() {
+        if one.params[..i].iter().any(|(j, _)| j == k) {
+            return Err(BadAuthHeader("a repeated parameter"));
+        }
+    }
+    Ok(one)
+}
+
+/// Parses an `Authentication-Info` value (RFC 9110 section 11.6.3: parameters, no
+/// scheme), each name at most once.
+///
+/// # Errors
+/// As [`parse_credentials`].
+pub fn parse_auth_info(value: &str) -> Result<Vec<(String, String)>, BadAuthHeader> {
+    let mut c = parse_credentials(&format!("x {value}"))?;
+    Ok(std::mem::take(&mut c.params))
+}
+
+/// base64 of RFC 7804's `data`: standard alphabet, padding optional on input.
+pub(crate) const DATA_B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
+/// Decodes a `data` parameter into the RFC 5802 message it carries: base64
+/// (padded or not), UTF-8, with trailing whitespace and line breaks dropped (the
+/// RFC's own examples end their messages with a newline; RFC 5802 messages never
+/// end in whitespace).
+///
+/// # Errors
+/// [`BadAuthHeader`] when it is not base64 or not UTF-8.
+pub fn decode_data(data: &str) -> Result<String, BadAuthHeader> {
+    use base64::Engine as _;
+    let bytes = DATA_B64.decode(data.trim()).map_err(|_| BadAuthHeader("data is not base64"))?;
+    let text = String::from_utf8(bytes).map_err(|_| BadAuthHeader("data is not UTF-8"))?;
+    Ok(text.trim_end_matches([' ', '\t', '\r', '\n']).to_owned())
+}
+
+/// Encodes an RFC 5802 message as a `data` value (padded base64).
+#[must_use]
+pub fn encode_data(message: &str) -> String {
+    STANDARD.encode(message.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +456,55 @@ mod tests {
         ] {
             assert!(Authorization::parse(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rfc7804_auth_params() {
+        // RFC 7804 section 5's exchange, and what gel and requests-scram send.
+        let c = parse_credentials(
+            "SCRAM-SHA-256 realm=\"testrealm@host.com\", data=biwsbj11c2VyLHI9ck9wck5HZndFYmVSV2diTkVrcU8K",
+        )
+        .unwrap();
+        assert!(c.is(RFC7804_SCHEME));
+        assert_eq!(c.param("realm"), Some("testrealm@host.com"));
+        assert_eq!(decode_data(c.param("data").unwrap()).unwrap(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let c = parse_credentials("scram-sha-256 SID=AAAA, Data=\"Yz1i\"  ").unwrap();
+        assert_eq!((c.param("sid"), c.param("data")), (Some("AAAA"), Some("Yz1i")));
+        let c = parse_credentials("SCRAM-SHA-256 data=bj1h==").unwrap();
+        assert_eq!(c.param("data"), Some("bj1h=="));
+        let c = parse_credentials("SCRAM-SHA-256 data = \"a\\\"b\" , x=1").unwrap();
+        assert_eq!((c.param("data"), c.param("x")), (Some("a\"b"), Some("1")));
+        assert_eq!(
+            parse_auth_info("sid=AAAA, data=dj1h").unwrap(),
+            vec![("sid".to_owned(), "AAAA".to_owned()), ("data".to_owned(), "dj1h".to_owned())]
+        );
+        let list =
+            parse_challenges("Negotiate abc==, Basic realm=\"x\", SCRAM-SHA-256 sid=1, data=2, Bearer")
+                .unwrap();
+        let schemes: Vec<&str> = list.iter().map(|c| c.scheme.as_str()).collect();
+        assert_eq!(schemes, ["Negotiate", "Basic", "SCRAM-SHA-256", "Bearer"]);
+        assert_eq!(list[2].param("data"), Some("2"));
+        assert_eq!(decode_data("bj1h").unwrap(), "n=a", "unpadded");
+        assert_eq!(decode_data("bj1hCg==").unwrap(), "n=a", "trailing newline");
+        assert_eq!(decode_data(&encode_data("x,y")).unwrap(), "x,y");
+        for bad in [
+            "",
+            "sid=1",
+            "SCRAM-SHA-256 data=\"unterminated",
+            "SCRAM-SHA-256 data=a b",
+            "SCRAM-SHA-256 data=1, data=2",
+            "SCRAM-SHA-256 data=1, Basic",
+            "SCRAM-SHA-256 =1",
+        ] {
+            assert!(parse_credentials(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse_credentials(&format!("SCRAM-SHA-256 data={}", "a".repeat(MAX_RFC7804_HEADER))).is_err()
+        );
+        // `data=` with nothing after it is a token68, not a data parameter.
+        assert_eq!(parse_credentials("SCRAM-SHA-256 data=").unwrap().param("data"), None);
+        assert!(decode_data("!!").is_err());
+        assert!(decode_data("/w==").is_err(), "not UTF-8");
     }
 
     #[test]

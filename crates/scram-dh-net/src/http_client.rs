@@ -6,7 +6,10 @@
 //! - [`login_http`]: A1..A4 (always with channel keys: over HTTP they are the
 //!   session's request and response MAC keys) into an [`HttpSession`];
 //! - [`HttpSession::request`]: signs with [`Authorization::sign`], sends, and refuses a
-//!   response whose `Scram-DH-Mac` is missing or wrong ([`HttpError::BadResponseMac`]).
+//!   response whose `Scram-DH-Mac` is missing or wrong ([`HttpError::BadResponseMac`]);
+//! - [`HttpClient::rfc7804_request`]: one request authenticated with a password by
+//!   standard SCRAM-SHA-256 over HTTP (RFC 7804), refused unless its
+//!   `Authentication-Info` proves the server ([`HttpError::BadAuthenticationInfo`]).
 
 use std::time::Duration;
 
@@ -21,6 +24,9 @@ use zeroize::Zeroize;
 use crate::client::{Exchange, RegisterOptions, RegistrationStep, register_flow};
 use crate::error::NetError;
 use crate::http_auth::{Authorization, RESPONSE_MAC_HEADER, mac_matches, response_mac};
+
+mod rfc7804;
+pub use rfc7804::Rfc7804Response;
 
 /// Handshake routes (SPEC 7).
 pub const REGISTRATION_PAIRING: &str = "/v1/registration/pairing";
@@ -56,6 +62,17 @@ pub enum HttpError {
         /// The status the response claimed.
         status: u16,
     },
+    /// An RFC 7804 answer without a valid `Authentication-Info` (missing, another
+    /// sid, or a server signature that does not verify), or a 2xx that skipped the
+    /// exchange: it does not come from a server that knows the user's record.
+    #[error(
+        "the response's Authentication-Info is missing or wrong (status {status}): the server did not prove \
+         it knows the credential"
+    )]
+    BadAuthenticationInfo {
+        /// The status the response claimed.
+        status: u16,
+    },
     /// Something not HTTP-shaped: a bad URL, an oversized or non-UTF-8 body.
     #[error("{0}")]
     Invalid(String),
@@ -68,7 +85,7 @@ impl HttpError {
     pub fn is_auth_failure(&self) -> bool {
         match self {
             Self::Net(n) => n.is_auth_failure(),
-            Self::BadResponseMac { .. } => true,
+            Self::BadResponseMac { .. } | Self::BadAuthenticationInfo { .. } => true,
             _ => false,
         }
     }
@@ -170,7 +187,7 @@ impl HttpClient {
 
     /// Registers `username` in-band (SPEC 3a) over HTTP; as
     /// [`register_with`](crate::register_with): `on_provisional` gets the provisional
-    /// credential before R3 is sent, and with [`HostKeyPolicy::KnownHosts`] an
+    /// credential before R3 is sent, and with [`HostKeyPolicy::KnownHosts`](crate::HostKeyPolicy::KnownHosts) an
     /// unknown server's key is recorded (under [`server_name`](Self::server_name)'s
     /// choice of the caller) once the registration succeeds.
     ///

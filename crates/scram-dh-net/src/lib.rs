@@ -5,8 +5,9 @@
 //! drivers for registration and login with host key pinning, and the encrypted
 //! channel that follows an authentication with a channel; and the HTTP front
 //! ([`http`]): the same handshake as JSON over `POST`, MAC-signed requests with
-//! an anti-replay window, an extractor and a layer for axum apps, and a gateway
-//! in front of any HTTP service. Both fronts can share one engine and one
+//! an anti-replay window, an extractor and a layer for axum apps, a gateway
+//! in front of any HTTP service, and standard SCRAM-SHA-256 over HTTP (RFC 7804)
+//! for password clients on the same records ([`http_client::HttpClient::rfc7804_request`]). Both fronts can share one engine and one
 //! admission layer ([`Server::from_parts`], [`http::HttpFront::new`]).
 //!
 //! ```no_run

@@ -216,12 +216,6 @@ pub async fn sasl_login<T: AsyncRead + AsyncWrite + Unpin>(
             }
             break decode_token(&line)?;
         };
-        // RFC 5802's grammar has no error in place of server-first, but servers
-        // (ours, PostgreSQL) refuse there with `e=` too.
-        if let Some(value) = server_first.strip_prefix(b"e=") {
-            let value = String::from_utf8_lossy(&value[..value.len().min(256)]).into_owned();
-            return Err(NetError::Protocol(Error::ScramRefused { value }));
-        }
         let fin = client.receive_server_first(&server_first)?;
         write_line(&mut io, &STANDARD.encode(fin.client_final())).await?;
         // A server that hangs up instead of answering the proof refused it: that is

@@ -215,7 +215,8 @@ impl KvLimits {
 /// server confirms.
 ///
 /// # Errors
-/// When the password is not valid under SASLprep.
+/// Not today: a password that fails SASLprep is used as its raw bytes (README
+/// protocol note 22); the `Result` leaves room for key-derivation failures.
 pub fn passwd_request<R: CryptoRng + ?Sized>(
     rng: &mut R,
     current: &ClientCredential,
@@ -234,7 +235,8 @@ pub fn passwd_request<R: CryptoRng + ?Sized>(
 /// confirms.
 ///
 /// # Errors
-/// When the password is not valid under SASLprep.
+/// Not today: a password that fails SASLprep is used as its raw bytes (README
+/// protocol note 22); the `Result` leaves room for key-derivation failures.
 pub fn passwd_body<R: CryptoRng + ?Sized>(
     rng: &mut R,
     current: &ClientCredential,

@@ -8,6 +8,9 @@
 //!   DH → seal → insert.
 //! - A1: parse → session capacity probe → read record → (DH) → seal → insert.
 //! - R3/A3: take the session → open the seal → finish.
+//! - Standard SCRAM (RFC 5802): parse → read record → server-first; the state
+//!   stays with the connection (TCP) or is sealed into the session store between
+//!   two HTTP requests (`sasl_park` / `sasl_resume`, RFC 7804).
 
 use std::sync::{PoisonError, RwLock};
 

@@ -7,8 +7,11 @@
 
 use std::collections::BTreeMap;
 
+use zeroize::Zeroize as _;
+
 use crate::crypto::hmac;
-use crate::record::RecordShape;
+use crate::record::{Labels, Record, RecordShape};
+use crate::secret::{ServerKey, StoredKey};
 
 /// The longest mock salt (and so the longest salt a shape may have to be imitated).
 pub const MAX_MOCK_SALT_LEN: usize = 64;
@@ -102,6 +105,36 @@ impl MockProfile {
         out.extend_from_slice(&t2);
         out.truncate(len.min(MAX_MOCK_SALT_LEN));
         out
+    }
+
+    /// The record an unknown `username` is answered with, by the native protocol
+    /// and by standard SCRAM alike: the shape and salt above, and `filler` (64
+    /// fresh random bytes) as StoredKey and ServerKey, which no proof matches.
+    #[must_use]
+    pub fn mock_record(
+        &self,
+        mock_secret: &[u8; 32],
+        username: &str,
+        default_ic: u32,
+        filler: &[u8; 64],
+    ) -> Record {
+        let shape = self.shape_for(mock_secret, username, default_ic);
+        let mut stored = [0u8; 32];
+        let mut server = [0u8; 32];
+        stored.copy_from_slice(&filler[..32]);
+        server.copy_from_slice(&filler[32..]);
+        let record = Record {
+            username: username.to_owned(),
+            salt: Self::salt_for(mock_secret, username, shape.salt_len),
+            ic: shape.ic,
+            stored_key: StoredKey::from_bytes(stored),
+            server_key: ServerKey::from_bytes(server),
+            created: 0,
+            labels: Labels::Random,
+        };
+        stored.zeroize();
+        server.zeroize();
+        record
     }
 }
 

@@ -709,7 +709,8 @@ fn client_refuses_bad_server_first() {
         (sf(&combined, RFC_SALT, "04096"), "invalid"),
         (sf(&combined, RFC_SALT, "99999999999"), "invalid"),
         (format!("{}\n", sf(&combined, RFC_SALT, "4096")), "invalid"),
-        ("e=other-error".to_owned(), "invalid"),
+        ("e=".to_owned(), "invalid"),
+        ("e=a,b".to_owned(), "invalid"),
     ];
     for (msg, kind) in cases {
         let err = rfc_client(ClientConfig { max_iterations: 10_000 })
@@ -721,6 +722,13 @@ fn client_refuses_bad_server_first() {
             _ => matches!(err, Error::InvalidMessage(_)),
         };
         assert!(ok, "{msg:?}: {err:?}");
+    }
+    // An error in place of server-first: the server refused the client-first.
+    for value in ["channel-binding-not-supported", "invalid-encoding", "other-error"] {
+        let err = rfc_client(ClientConfig::default())
+            .receive_server_first(format!("e={value}").as_bytes())
+            .unwrap_err();
+        assert!(matches!(&err, Error::ScramRefused { value: v } if v == value), "{err:?}");
     }
     // The bounds themselves are accepted.
     assert!(
@@ -1068,4 +1076,144 @@ fn verifier_from_an_independent_implementation_logs_in() {
         ),
         V::InvalidProof,
     );
+}
+
+// ---------------------------------------------------------------------------
+// Interoperability with GNU SASL (an independent implementation), when installed
+// ---------------------------------------------------------------------------
+
+mod gsasl {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+    /// A `gsasl` process speaking one base64 token per line (NOTES.md, peers), under
+    /// coreutils `timeout` so a hang cannot stall the suite. `None` when either
+    /// program is missing: the caller skips.
+    pub struct Peer {
+        child: Child,
+        stdin: Option<ChildStdin>,
+        stdout: BufReader<ChildStdout>,
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Peer {
+        pub fn spawn(args: &[&str]) -> Option<Self> {
+            let ok = Command::new("gsasl")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            // Never a silent skip: scripts/peers.sh installs gsasl for the test suite.
+            assert!(ok, "gsasl is not installed: run scripts/peers.sh (the README test command does)");
+            let mut child = Command::new("timeout")
+                .arg("20")
+                .arg("gsasl")
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let stdin = Some(child.stdin.take()?);
+            let stdout = BufReader::new(child.stdout.take()?);
+            Some(Self { child, stdin, stdout })
+        }
+
+        pub fn line(&mut self) -> String {
+            let mut s = String::new();
+            self.stdout.read_line(&mut s).unwrap();
+            s.trim_end_matches('\n').to_owned()
+        }
+
+        pub fn send(&mut self, line: &str) {
+            let stdin = self.stdin.as_mut().unwrap();
+            stdin.write_all(line.as_bytes()).unwrap();
+            stdin.write_all(b"\n").unwrap();
+            stdin.flush().unwrap();
+        }
+
+        pub fn finish(mut self) -> bool {
+            drop(self.stdin.take());
+            self.child.wait().unwrap().success()
+        }
+    }
+}
+
+fn b64(s: &str) -> String {
+    STANDARD.encode(s)
+}
+
+fn unb64(s: &str) -> String {
+    String::from_utf8(STANDARD.decode(s).unwrap()).unwrap()
+}
+
+#[test]
+fn interop_gsasl_client_against_our_server() {
+    for (password, name, succeeds) in
+        [("pencil", "user", true), ("pencil2", "user", false), ("pencil", "a,b=c", true)]
+    {
+        let Some(mut peer) = gsasl::Peer::spawn(&[
+            "--client", "--quiet", "--no-cb", "-m", MECHANISM, "-a", name, "-p", password,
+        ]) else {
+            return;
+        };
+        assert_eq!(peer.line(), MECHANISM);
+        let client_first = unb64(&peer.line());
+        let request =
+            ClientFirstRequest::parse(MECHANISM, client_first.as_bytes(), ServerChannel::None).unwrap();
+        assert_eq!(request.username(), name);
+        let rec = record(name, "pencil", &[4u8; 32], 4096);
+        let (server_first, pending) =
+            request.continue_with(Some(rec), &mut rng(31), &config(), &MockProfile::new()).unwrap();
+        peer.send(&b64(&server_first));
+        let client_final = unb64(&peer.line());
+        match pending.receive_final(client_final.as_bytes()) {
+            Ok((server_final, auth)) => {
+                assert!(succeeds, "{password}");
+                assert_eq!(auth.username(), name);
+                peer.send(&b64(&server_final));
+                assert_eq!(peer.line(), "");
+                peer.send("");
+                assert!(peer.finish(), "gsasl verified our server signature");
+            }
+            Err(f) => {
+                assert!(!succeeds, "{f:?}");
+                assert_eq!(f.value, V::InvalidProof);
+                peer.send(&b64(&f.server_final()));
+                assert!(!peer.finish(), "gsasl must not accept e=invalid-proof");
+            }
+        }
+    }
+}
+
+#[test]
+fn interop_our_client_against_gsasl_server() {
+    for (password, succeeds) in [("pencil", true), ("wrong", false)] {
+        let Some(mut peer) = gsasl::Peer::spawn(&["--server", "--quiet", "-p", "pencil"]) else { return };
+        peer.send(MECHANISM);
+        assert_eq!(peer.line(), MECHANISM);
+        assert_eq!(peer.line(), "", "empty initial challenge");
+        let c = client("user", password, ClientChannel::Unsupported);
+        peer.send(&b64(&c.client_first()));
+        let server_first = unb64(&peer.line());
+        let c = c.receive_server_first(server_first.as_bytes()).unwrap();
+        peer.send(&b64(&c.client_final()));
+        let reply = peer.line();
+        if succeeds {
+            c.receive_server_final(unb64(&reply).as_bytes()).unwrap();
+        } else {
+            // gsasl answers a wrong proof by ending the exchange without a v= we accept.
+            let decoded =
+                STANDARD.decode(&reply).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+            eprintln!("gsasl's answer to a wrong proof: {reply:?} ({decoded:?})");
+            assert!(c.receive_server_final(decoded.as_bytes()).is_err(), "{reply:?}");
+        }
+        drop(peer);
+    }
 }

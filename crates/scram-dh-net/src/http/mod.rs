@@ -2,6 +2,9 @@
 //! JSON over `POST`, HTTP sessions after `/v1/auth/proof`, MAC-signed requests
 //! with an anti-replay window, MAC'd responses, `whoami`, `logout`, `passwd`, an
 //! extractor and a layer for application routes, and a gateway to an upstream.
+//! `whoami`, `GET /v1/auth/token` and the gateway also take standard
+//! SCRAM-SHA-256 over HTTP (RFC 7804) from clients that hold only a password
+//! ([`HttpFront::rfc7804_layer`]); `logout` and `passwd` take signed requests only.
 //!
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
@@ -9,6 +12,7 @@
 
 mod gateway;
 mod handshake;
+mod rfc7804;
 mod sessions;
 mod signed;
 
@@ -28,7 +32,8 @@ use crate::passwd::PasswdBounds;
 use handshake::Expect;
 use sessions::Sessions;
 
-pub use signed::{ScramDhUser, Signed, SignedLayer};
+pub use rfc7804::{Rfc7804, Rfc7804Layer, challenge as rfc7804_challenge};
+pub use signed::{SCRAM_DH_CHALLENGE, ScramDhUser, Signed, SignedLayer};
 
 /// The largest handshake body (SPEC 7: 16 KiB, as a TCP handshake line).
 pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
@@ -119,25 +124,60 @@ where
         SignedLayer::new(Arc::clone(&self.state.sessions), self.state.options.max_body)
     }
 
+    /// The layer that also lets standard SCRAM-SHA-256 clients in (RFC 7804,
+    /// SPEC 7): apply it outside [`layer`](Self::layer), i.e. after it. A verified
+    /// exchange reaches the handler with a [`ScramDhUser`] as a signed request
+    /// does, and its response carries `Authentication-Info`; the layer's 401s
+    /// gain `WWW-Authenticate: SCRAM-SHA-256 realm="scram-dh"`.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use scram_dh::{MemoryCredentialStore, MemorySessionStore, ServerEngine};
+    /// # fn app(front: scram_dh_net::http::HttpFront<Arc<MemoryCredentialStore>, MemorySessionStore>) -> axum::Router {
+    /// use axum::routing::get;
+    /// use scram_dh_net::http::ScramDhUser;
+    ///
+    /// let notes = axum::Router::new()
+    ///     .route("/notes", get(|user: ScramDhUser| async move { format!("notes of {}", user.username) }))
+    ///     .layer(front.layer())
+    ///     .layer(front.rfc7804_layer());
+    /// front.router().merge(notes)
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn rfc7804_layer(&self) -> Rfc7804Layer<C, S> {
+        Rfc7804Layer::new(Arc::clone(&self.state))
+    }
+
     /// The routes: the handshake under `/v1/registration/*` and `/v1/auth/*`,
-    /// then the signed `GET /v1/whoami`, `POST /v1/logout`, `POST /v1/passwd`, and
-    /// with an upstream, every signed request outside `/v1/` forwarded.
+    /// then the signed `GET /v1/whoami`, `GET /v1/auth/token` (the same answer,
+    /// where npm gel's HTTP SCRAM client asks), `POST /v1/logout`,
+    /// `POST /v1/passwd`, and with an upstream, every signed request outside
+    /// `/v1/` forwarded. `whoami`, `auth/token` and the gateway also take RFC 7804
+    /// exchanges ([`rfc7804_layer`](Self::rfc7804_layer)); `logout` and `passwd`
+    /// only signed requests.
     pub fn router(&self) -> Router {
-        let mut signed_routes = Router::new()
+        let mut either = Router::new()
             .route("/v1/whoami", get(signed::whoami))
-            .route("/v1/logout", post(signed::logout::<C, S>))
-            .route("/v1/passwd", post(signed::passwd::<C, S>));
+            .route("/v1/auth/token", get(signed::whoami));
         if self.state.upstream.is_some() {
-            signed_routes = signed_routes.fallback(gateway::forward::<C, S>);
+            either = either.fallback(gateway::forward::<C, S>);
         }
-        let signed_routes = signed_routes.with_state(Arc::clone(&self.state));
+        let either =
+            either.with_state(Arc::clone(&self.state)).layer(self.layer()).layer(self.rfc7804_layer());
+        let signed_only = Router::new()
+            .route("/v1/logout", post(signed::logout::<C, S>))
+            .route("/v1/passwd", post(signed::passwd::<C, S>))
+            .with_state(Arc::clone(&self.state))
+            .layer(self.layer());
         Router::new()
             .route("/v1/registration/pairing", handshake::route(Expect::RegistrationPairing))
             .route("/v1/registration/password", handshake::route(Expect::RegistrationPassword))
             .route("/v1/auth/pairing", handshake::route(Expect::AuthPairing))
             .route("/v1/auth/proof", handshake::route(Expect::AuthProof))
             .with_state(Arc::clone(&self.state))
-            .merge(signed_routes.layer(self.layer()))
+            .merge(signed_only)
+            .merge(either)
     }
 
     /// Serves until `shutdown` completes, then finishes requests in flight.

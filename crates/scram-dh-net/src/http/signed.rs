@@ -19,10 +19,14 @@ use scram_dh::{CredentialStore, ErrorCode, SessionStore};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
+use super::rfc7804::{Rfc7804Verified, Unauthenticated};
 use super::sessions::{SessionRefusal, Sessions};
 use super::{FrontState, USER_HEADER, error_response};
 use crate::http_auth::{Authorization, RESPONSE_MAC_HEADER, encode_mac, request_mac, response_mac};
 use crate::passwd::{PasswdError, PasswdRequest, replace_credential};
+
+/// The challenge of a 401 for a missing or refused SCRAM-DH signature.
+pub const SCRAM_DH_CHALLENGE: &str = "SCRAM-DH realm=\"scram-dh\"";
 
 /// The authenticated user of a signed request, for application handlers under
 /// [`HttpFront::layer`](super::HttpFront::layer) (which did the verifying): a
@@ -115,8 +119,13 @@ where
     }
 }
 
+/// A refusal of an unauthenticated request: 401 with the SCRAM-DH challenge
+/// (RFC 9110 section 11.6.1), marked for the RFC 7804 layer to add its own.
 fn unauthorized(code: ErrorCode, message: &str) -> Response {
-    error_response(StatusCode::UNAUTHORIZED, code, message)
+    let mut r = error_response(StatusCode::UNAUTHORIZED, code, message);
+    r.headers_mut().append(header::WWW_AUTHENTICATE, HeaderValue::from_static(SCRAM_DH_CHALLENGE));
+    r.extensions_mut().insert(Unauthenticated);
+    r
 }
 
 async fn verify_then_call<I>(
@@ -130,6 +139,20 @@ where
 {
     // Nobody but this layer names the user, signed request or not.
     req.headers_mut().remove(USER_HEADER);
+    if req.extensions().get::<Rfc7804Verified>().is_some() {
+        // The RFC 7804 layer outside verified this request (and put its
+        // ScramDhUser in): no session, no MAC, the same body limit.
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = to_bytes(body, max_body).await else {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidMessage,
+                "request body too large",
+            );
+        };
+        let Ok(response) = inner.call(Request::from_parts(parts, Body::from(bytes))).await;
+        return response;
+    }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return unauthorized(
             ErrorCode::AuthenticationFailed,

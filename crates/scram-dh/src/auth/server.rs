@@ -5,7 +5,7 @@
 
 use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use super::{ChannelBinding, auth_message, session_keys};
 use crate::codec::{Reader, Writer};
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64};
 use crate::mock::MockProfile;
 use crate::nonce::{CombinedNonce, Nonce};
-use crate::record::{Labels, Record};
+use crate::record::Record;
 use crate::secret::{ClientKey, SecretBytes, ServerKey, SessionKeys, StoredKey};
 use crate::session::{Phase, SessionKey};
 
@@ -77,24 +77,9 @@ impl AuthRequest {
     ) -> Result<(AuthPairingReply, PendingAuth)> {
         // The mock, always: an HMAC-derived shape and salt (the same every time for a
         // given unknown name, unlinkable across servers) and random filler keys.
-        let shape = profile.shape_for(&config.mock_secret, &self.username, config.ic);
         let mut filler = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(filler.as_mut());
-        let mut stored = [0u8; 32];
-        let mut server = [0u8; 32];
-        stored.copy_from_slice(&filler[..32]);
-        server.copy_from_slice(&filler[32..]);
-        let mock = Record {
-            username: self.username.clone(),
-            salt: MockProfile::salt_for(&config.mock_secret, &self.username, shape.salt_len),
-            ic: shape.ic,
-            stored_key: StoredKey::from_bytes(stored),
-            server_key: ServerKey::from_bytes(server),
-            created: 0,
-            labels: Labels::Random,
-        };
-        stored.zeroize();
-        server.zeroize();
+        let mock = profile.mock_record(&config.mock_secret, &self.username, config.ic, &filler);
         let known = record.is_some();
         // Keep one record and drop the other (the mock, for a known user).
         let record = record.unwrap_or(mock);

@@ -152,12 +152,19 @@ impl SaslClient {
     /// any PBKDF2 work). Then `SaltedPassword = Hi(password, salt, i)`.
     ///
     /// # Errors
-    /// [`Error::ExtensionsNotSupported`] for `m=`; [`Error::InvalidMessage`] for a
-    /// malformed message or salt length; [`Error::NonceMismatch`];
-    /// [`Error::IterationCount`].
+    /// [`Error::ScramRefused`] when the server sent `e=<value>` instead (it
+    /// refused the client-first-message); [`Error::ExtensionsNotSupported`] for
+    /// `m=`; [`Error::InvalidMessage`] for a malformed message or salt length;
+    /// [`Error::NonceMismatch`]; [`Error::IterationCount`].
     pub fn receive_server_first(self, server_first: &[u8]) -> Result<SaslClientFinal> {
         let text =
             std::str::from_utf8(server_first).map_err(|_| Error::invalid("SCRAM message is not UTF-8"))?;
+        // A server that refuses the client-first sends `e=` in place of server-first.
+        if text.starts_with("e=")
+            && let ServerFinal::Error(value) = ServerFinal::parse(text)?
+        {
+            return Err(Error::ScramRefused { value: truncate(value, MAX_REFUSAL_LEN) });
+        }
         let msg = ServerFirst::parse(text)?;
         if msg.nonce.len() <= self.client_nonce.len() || !msg.nonce.starts_with(&self.client_nonce) {
             return Err(Error::NonceMismatch);

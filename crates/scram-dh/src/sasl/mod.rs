@@ -86,20 +86,6 @@ pub enum ServerErrorValue {
     OtherError,
 }
 
-const ERROR_VALUES: [(ServerErrorValue, &str); 11] = [
-    (ServerErrorValue::InvalidEncoding, "invalid-encoding"),
-    (ServerErrorValue::ExtensionsNotSupported, "extensions-not-supported"),
-    (ServerErrorValue::InvalidProof, "invalid-proof"),
-    (ServerErrorValue::ChannelBindingsDontMatch, "channel-bindings-dont-match"),
-    (ServerErrorValue::ServerDoesSupportChannelBinding, "server-does-support-channel-binding"),
-    (ServerErrorValue::ChannelBindingNotSupported, "channel-binding-not-supported"),
-    (ServerErrorValue::UnsupportedChannelBindingType, "unsupported-channel-binding-type"),
-    (ServerErrorValue::UnknownUser, "unknown-user"),
-    (ServerErrorValue::InvalidUsernameEncoding, "invalid-username-encoding"),
-    (ServerErrorValue::NoResources, "no-resources"),
-    (ServerErrorValue::OtherError, "other-error"),
-];
-
 impl ServerErrorValue {
     /// Every value, in RFC 5802's order.
     pub const ALL: [Self; 11] = [
@@ -124,7 +110,19 @@ impl ServerErrorValue {
     /// ```
     #[must_use]
     pub fn as_str(self) -> &'static str {
-        ERROR_VALUES.iter().find(|(v, _)| *v == self).map_or("other-error", |(_, s)| s)
+        match self {
+            Self::InvalidEncoding => "invalid-encoding",
+            Self::ExtensionsNotSupported => "extensions-not-supported",
+            Self::InvalidProof => "invalid-proof",
+            Self::ChannelBindingsDontMatch => "channel-bindings-dont-match",
+            Self::ServerDoesSupportChannelBinding => "server-does-support-channel-binding",
+            Self::ChannelBindingNotSupported => "channel-binding-not-supported",
+            Self::UnsupportedChannelBindingType => "unsupported-channel-binding-type",
+            Self::UnknownUser => "unknown-user",
+            Self::InvalidUsernameEncoding => "invalid-username-encoding",
+            Self::NoResources => "no-resources",
+            Self::OtherError => "other-error",
+        }
     }
 
     /// Parses the RFC spelling; `None` for anything else (a `server-error-value-ext`).
@@ -136,7 +134,7 @@ impl ServerErrorValue {
     /// ```
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        ERROR_VALUES.iter().find(|(_, name)| *name == s).map(|(v, _)| *v)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
     /// The value a server sends for `error`.

@@ -251,18 +251,7 @@ impl ClientFirstRequest {
     ) -> (String, PendingSasl) {
         // The mock, always: the same shape and salt every time for a given unknown
         // name (HMAC of the mock secret), filler keys that no proof matches.
-        let shape = profile.shape_for(&config.mock_secret, &self.username, config.ic);
-        let mock = Record {
-            username: self.username.clone(),
-            salt: MockProfile::salt_for(&config.mock_secret, &self.username, shape.salt_len),
-            ic: shape.ic,
-            stored_key: StoredKey::from_slice(&filler[..32])
-                .unwrap_or_else(|| StoredKey::from_bytes([0; 32])),
-            server_key: ServerKey::from_slice(&filler[32..])
-                .unwrap_or_else(|| ServerKey::from_bytes([0; 32])),
-            created: 0,
-            labels: Labels::Random,
-        };
+        let mock = profile.mock_record(&config.mock_secret, &self.username, config.ic, filler);
         let status = match &record {
             None => Status::UnknownUser,
             Some(r) if r.labels == Labels::Rfc => Status::Usable,
