@@ -2,7 +2,10 @@
 //! stores: handshakes, signed requests, sessions, passwd, the gateway, limits.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{IpAddr, SocketAddr};
+mod support;
+use support::{Reply, client_from, send};
+
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,33 +59,6 @@ async fn start_with(limits: Limits, options: HttpOptions, registration_open: boo
         let _ = r2.await;
     }));
     Running { http, tcp, fingerprint, _stop: (t1, t2) }
-}
-
-fn client_from(src: u8) -> reqwest::Client {
-    reqwest::Client::builder().local_address(IpAddr::from([127, 0, 0, src])).build().unwrap()
-}
-
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await.unwrap().to_vec();
-    Reply { status, headers, body }
 }
 
 async fn post_json(c: &reqwest::Client, url: String, body: String) -> Reply {

@@ -4,7 +4,9 @@
 //! gel and requests-scram use), refusals, the gateway and the penalties.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::IpAddr;
+mod support;
+use support::{Reply, client_from, send};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,28 +68,11 @@ fn lenient() -> Limits {
     Limits { penalties: Penalties { peer_free_failures: 1000, ..Penalties::default() }, ..Limits::default() }
 }
 
-fn client_from(src: u8) -> reqwest::Client {
-    reqwest::Client::builder().local_address(IpAddr::from([127, 0, 0, src])).build().unwrap()
-}
-
 fn lib_client(srv: &Running) -> HttpClient {
     HttpClient::new(&srv.http, Duration::from_secs(10)).unwrap()
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Vec<u8>,
-}
-
 impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-    fn code(&self) -> String {
-        self.json()["code"].as_str().unwrap_or_default().to_owned()
-    }
     fn www_authenticate(&self) -> Vec<String> {
         self.headers.get_all("www-authenticate").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
     }
@@ -96,14 +81,6 @@ impl Reply {
             self.www_authenticate().iter().flat_map(|v| parse_challenges(v).unwrap()).collect();
         all.into_iter().find(|c| c.is("SCRAM-SHA-256")).expect("a SCRAM-SHA-256 challenge")
     }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> Reply {
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await.unwrap().to_vec();
-    Reply { status, headers, body }
 }
 
 fn b64(s: &str) -> String {
