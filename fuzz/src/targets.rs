@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 
 use scram_dh::auth::client::{AuthClient, AwaitingServerSignature};
-use scram_dh::auth::server::PendingAuth;
 use scram_dh::message::{
     AuthClientProof, AuthPairing, Base64, ClientMessage, RegistrationPairing, RegistrationSendPassword,
     ServerMessage,
@@ -20,7 +19,6 @@ use scram_dh::message::{
 use scram_dh::nonce::{CombinedNonce, Nonce};
 use scram_dh::pair::{Pair, block_on};
 use scram_dh::register::client::{AwaitingKeys, HostKeyCheck, RegistrationClient};
-use scram_dh::register::server::PendingRegistration;
 use scram_dh::secret::{ClientKey, ServerKey};
 use scram_dh::session::Phase;
 use scram_dh::{
@@ -63,8 +61,7 @@ pub fn server_engine(data: &[u8]) {
 
 /// Arbitrary bytes as stored session state (a corrupted or hostile session store).
 pub fn session_state(data: &[u8]) {
-    let _ = PendingAuth::from_bytes(data);
-    let _ = PendingRegistration::from_bytes(data);
+    let _ = scram_dh::fuzzing::session_state(data);
 }
 
 /// The small text parsers: nonces, fingerprints, saslnames, usernames, verifiers,

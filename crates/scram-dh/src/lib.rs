@@ -52,6 +52,20 @@ pub mod session;
 pub mod step;
 pub mod username;
 
+/// Entry points for the fuzz targets and property tests outside this crate;
+/// not an API. They return only whether parsing succeeded, never a state.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `data` as stored session state of every kind; `true` if any parses.
+    #[must_use]
+    pub fn session_state(data: &[u8]) -> bool {
+        let auth = crate::auth::server::PendingAuth::from_bytes(data).is_ok();
+        let reg = crate::register::server::PendingRegistration::from_bytes(data).is_ok();
+        let sasl = crate::sasl::server::PendingSasl::from_bytes(data).is_ok();
+        auth || reg || sasl
+    }
+}
+
 pub use config::ServerConfig;
 pub use credential::{ClientCredential, ClientSecret};
 pub use dh::Group;

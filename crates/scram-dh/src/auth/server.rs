@@ -135,9 +135,10 @@ impl PendingAuth {
         &self.username
     }
 
-    /// Encodes the state for a session store.
+    /// Encodes the state for a session store, in clear: the engine seals it
+    /// before any store sees it (SPEC 5), so this stays inside the crate.
     #[must_use]
-    pub fn to_bytes(&self) -> SecretBytes {
+    pub(crate) fn to_bytes(&self) -> SecretBytes {
         let mut w = Writer::new(STATE_VERSION)
             .bytes(self.username.as_bytes())
             .bytes(self.nonce.client.as_bytes())
@@ -160,11 +161,13 @@ impl PendingAuth {
         w.finish()
     }
 
-    /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    /// Decodes what [`to_bytes`](Self::to_bytes) wrote. Crate-private: whoever
+    /// could call it with bytes of their choosing could mint any user's
+    /// authentication (issue 9); the engine calls it only on opened seals.
     ///
     /// # Errors
     /// [`Error::ServerError`] for bytes that are not such a state.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let corrupt = || Error::ServerError("corrupt session state".into());
         let mut r = Reader::new(bytes, STATE_VERSION)?;
         let username = r.string()?;
@@ -254,5 +257,41 @@ impl Authenticated {
     #[must_use]
     pub fn into_parts(self) -> (String, Option<SessionKeys>) {
         (self.username, self.session_keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::PendingAuth;
+    use crate::message::ClientMessage;
+
+    /// A pending state survives its own encoding, with or without a channel; every
+    /// truncation is refused (never a panic).
+    #[test]
+    fn pending_state_round_trips_and_truncations_fail() {
+        for group in [None, Some(crate::Group::X25519)] {
+            let mut pair = crate::pair::Pair::new(1);
+            let step = crate::auth::client::AuthClient::start(
+                &mut pair.client_rng,
+                "u",
+                crate::ClientSecret::Password("p".into()),
+                group,
+                crate::ClientConfig::default(),
+            )
+            .unwrap();
+            let ClientMessage::AuthPairing(a1) = step.message else { panic!("not A1") };
+            let req = super::AuthRequest::parse(&a1, pair.engine.config()).unwrap();
+            let profile = crate::mock::MockProfile::new();
+            let (_, pending) =
+                req.continue_with(None, &mut pair.server_rng, pair.engine.config(), &profile).unwrap();
+            let bytes = pending.to_bytes();
+            let back = PendingAuth::from_bytes(&bytes).unwrap();
+            assert_eq!(back.to_bytes(), bytes);
+            for cut in 0..bytes.len() {
+                assert!(PendingAuth::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
     }
 }

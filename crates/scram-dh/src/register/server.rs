@@ -142,9 +142,10 @@ impl PendingRegistration {
         &self.username
     }
 
-    /// Encodes the state for a session store.
+    /// Encodes the state for a session store, in clear: the engine seals it
+    /// before any store sees it (SPEC 5), so this stays inside the crate.
     #[must_use]
-    pub fn to_bytes(&self) -> SecretBytes {
+    pub(crate) fn to_bytes(&self) -> SecretBytes {
         Writer::new(STATE_VERSION)
             .bytes(self.username.as_bytes())
             .bytes(self.labels.as_str().as_bytes())
@@ -160,11 +161,13 @@ impl PendingRegistration {
             .finish()
     }
 
-    /// Decodes what [`to_bytes`](Self::to_bytes) wrote.
+    /// Decodes what [`to_bytes`](Self::to_bytes) wrote. Crate-private: whoever
+    /// could call it with bytes of their choosing could mint any user's
+    /// authentication (issue 9); the engine calls it only on opened seals.
     ///
     /// # Errors
     /// [`Error::ServerError`] for bytes that are not such a state.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes, STATE_VERSION)?;
         let username = r.string()?;
         let labels = Labels::from_name(&r.string()?)
