@@ -135,10 +135,11 @@ impl PendingAuth {
         &self.username
     }
 
-    /// Encodes the state for a session store, in clear: the engine seals it
-    /// before any store sees it (SPEC 5), so this stays inside the crate.
+    /// Encodes the state, in clear (secrets included): the engine seals it before
+    /// any session store sees it (SPEC 5). Public for corpus generation; its
+    /// inverse is crate-private.
     #[must_use]
-    pub(crate) fn to_bytes(&self) -> SecretBytes {
+    pub fn to_bytes(&self) -> SecretBytes {
         let mut w = Writer::new(STATE_VERSION)
             .bytes(self.username.as_bytes())
             .bytes(self.nonce.client.as_bytes())
