@@ -120,6 +120,13 @@ pub struct ServeArgs {
     /// PEM private key for --sasl-tls.
     #[arg(long, env = "SCRAM_DH_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A secret every node of a cluster shares (a file of at least 32 random bytes,
+    /// as `head -c 32 /dev/urandom` makes, mode 0600): unknown users' mock salts and
+    /// the key sealing handshake sessions derive from it, so that nodes behind one
+    /// load balancer answer alike and open each other's sessions. Without it they
+    /// derive from the host key.
+    #[arg(long, env = "SCRAM_DH_CLUSTER_SECRET_FILE")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -155,6 +162,7 @@ struct FileConfig {
     sasl_tls: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    cluster_secret_file: Option<PathBuf>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -215,6 +223,8 @@ pub struct Settings {
     pub sasl: Option<String>,
     /// The standard SCRAM over TLS listener: address, certificate, key.
     pub sasl_tls: Option<(String, PathBuf, PathBuf)>,
+    /// The cluster secret file, if nodes share one.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -237,6 +247,7 @@ impl Settings {
             http_options: HttpOptions::default(),
             sasl: None,
             sasl_tls: None,
+            cluster_secret_file: None,
         }
     }
 }
@@ -420,6 +431,7 @@ impl ServeArgs {
             http_options,
             sasl: self.sasl.or(file.sasl),
             sasl_tls,
+            cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7878".into()),
             db,
             host_key,
@@ -436,17 +448,56 @@ impl ServeArgs {
     }
 }
 
-/// Builds the server's engine configuration: the mock-salt secret is derived from
-/// the host key, so unknown users keep the same salt across restarts.
-pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> ServerConfig {
-    let mock = scram_dh::crypto::hmac(host_key.to_seed().as_ref(), &[b"scram-dh mock salt secret"]);
+/// The shortest cluster secret accepted, in bytes.
+pub const MIN_CLUSTER_SECRET: usize = 32;
+
+/// Reads a cluster secret file: at least 32 bytes, not readable by group or others.
+fn read_cluster_secret(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("reading cluster secret {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(usage(format!(
+            "cluster secret {} is readable by group or others; chmod 600 it",
+            path.display()
+        )));
+    }
+    let secret = zeroize::Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("reading cluster secret {}", path.display()))?,
+    );
+    if secret.len() < MIN_CLUSTER_SECRET {
+        return Err(usage(format!(
+            "cluster secret {} holds {} bytes; it needs at least {MIN_CLUSTER_SECRET} random bytes \
+             (head -c 32 /dev/urandom > FILE)",
+            path.display(),
+            secret.len()
+        )));
+    }
+    Ok(secret)
+}
+
+/// Builds the server's engine configuration. The mock-salt secret (and the
+/// session seal key the core derives from it) comes from the cluster secret when
+/// there is one, else from the host key: either way unknown users keep the same
+/// salt across restarts, and nodes sharing the secret answer alike.
+///
+/// # Errors
+/// A cluster secret file that cannot be read, is too short or is readable by others.
+pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Result<ServerConfig> {
+    let mock = match &settings.cluster_secret_file {
+        Some(path) => {
+            let secret = read_cluster_secret(path)?;
+            scram_dh::crypto::hmac(&secret, &[b"scram-dh cluster mock salt secret"])
+        }
+        None => scram_dh::crypto::hmac(host_key.to_seed().as_ref(), &[b"scram-dh mock salt secret"]),
+    };
     let mut config = ServerConfig::new(host_key, mock);
     config.ic = settings.ic;
     config.max_ic = settings.max_ic;
     config.registration_open = settings.registration_open;
     config.groups = settings.groups.clone();
     config.session_ttl_ms = u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX);
-    config
+    Ok(config)
 }
 
 pub async fn open_store(db: &Path) -> Result<SqliteCredentialStore> {
@@ -476,7 +527,7 @@ pub async fn build(
     let sessions =
         MemorySessionStore::new(settings.max_sessions, settings.limits.max_handshakes_per_peer.max(1) * 4);
     // `open` reads the records' shapes, so unknown users' replies match them (M6).
-    let engine = ServerEngine::open(server_config(settings, host_key), Arc::clone(&store), sessions).await?;
+    let engine = ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), sessions).await?;
     let service = KvService::with_limits(store, settings.kv.clone());
     Ok((Server::new(engine, service, settings.limits.clone()), fingerprint))
 }
