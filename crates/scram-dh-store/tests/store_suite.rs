@@ -54,7 +54,7 @@ async fn round_trip_is_byte_exact<F: Fixture>(f: &F) {
             salt: (0..salt_len).map(|b| (b as u8).wrapping_mul(37).wrapping_add(i)).collect(),
             ic: [4096, 10_000, 600_000, i32::MAX as u32, i32::MAX as u32 + 1, u32::MAX][usize::from(i) % 6],
             stored_key: StoredKey::from_bytes(core::array::from_fn(|b| (b as u8) ^ i)),
-            server_key: ServerKey::from_bytes(core::array::from_fn(|b| 255 - (b as u8) ^ i)),
+            server_key: ServerKey::from_bytes(core::array::from_fn(|b| (255 - b as u8) ^ i)),
             created: [0, 1_700_000_000, i64::MAX as u64][usize::from(i) % 3],
             labels: if i % 2 == 0 { Labels::Random } else { Labels::Rfc },
         });
@@ -238,6 +238,9 @@ mod postgres_only {
     use support::pg::{self, Cluster, PASSWORD};
     use tokio_postgres::error::SqlState;
 
+    /// username, salt, ic, stored_key, server_key, created, labels; the SQLSTATE.
+    type BadRow<'a> = (&'a str, &'a Vec<u8>, i64, &'a Vec<u8>, &'a Vec<u8>, i64, &'a str, SqlState);
+
     fn no_secret(msg: &str) {
         assert!(!msg.contains(PASSWORD), "password in {msg:?}");
         assert!(!msg.contains("S3cret"), "password in {msg:?}");
@@ -301,7 +304,7 @@ mod postgres_only {
         let short = vec![0xCDu8; 31];
         let salt = vec![1u8; 16];
         let empty: Vec<u8> = Vec::new();
-        let cases: [(&str, &Vec<u8>, i64, &Vec<u8>, &Vec<u8>, i64, &str, SqlState); 8] = [
+        let cases: [BadRow<'_>; 8] = [
             ("low_ic", &salt, 4095, &key, &key, 0, "random", SqlState::CHECK_VIOLATION),
             ("huge_ic", &salt, 1 << 32, &key, &key, 0, "random", SqlState::CHECK_VIOLATION),
             ("short_stored", &salt, 4096, &short, &key, 0, "random", SqlState::CHECK_VIOLATION),
