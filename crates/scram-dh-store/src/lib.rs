@@ -26,12 +26,23 @@
 //!   file. SQLite is compiled in (rusqlite's `bundled`), so a fresh machine needs no
 //!   system library. Uses Tokio's blocking pool, so it needs a Tokio runtime.
 //!
+//! - `postgres` (default): [`PostgresCredentialStore`], records in a PostgreSQL
+//!   database that several server nodes share (tokio-postgres with a
+//!   deadpool-postgres pool, plain TCP). On by default so that
+//!   `cargo test --workspace` runs its tests against a throwaway cluster; a build
+//!   that wants SQLite only can say `default-features = false, features = ["sqlite"]`.
+//!   Needs a Tokio runtime.
+//!
 //! Features choose backends only; they never change protocol behaviour.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use scram_dh::record::{CredentialStore, Inserted, Record, StoreError};
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PgOptions, PostgresCredentialStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteCredentialStore;
