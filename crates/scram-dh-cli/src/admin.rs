@@ -16,7 +16,7 @@ use crate::usage;
 pub struct ProvisionArgs {
     /// The username to create.
     username: String,
-    /// The server's SQLite database.
+    /// The server's SQLite database, or a `postgres://` URL.
     #[arg(long, env = "SCRAM_DH_DB", default_value = "scram-dh.db")]
     db: PathBuf,
     /// The server's host key file (its fingerprint goes into the bundle).
@@ -41,7 +41,7 @@ pub struct ProvisionArgs {
 pub struct UsersArgs {
     #[command(subcommand)]
     action: UsersAction,
-    /// The server's SQLite database.
+    /// The server's SQLite database, or a `postgres://` URL.
     #[arg(long, env = "SCRAM_DH_DB", default_value = "scram-dh.db", global = true)]
     db: PathBuf,
 }
@@ -151,8 +151,13 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
     {
         return Err(usage(format!("{} exists; refusing to overwrite a credential", out.display())));
     }
-    let host_key =
-        load_or_create_host_key(&args.host_key.clone().unwrap_or_else(|| default_host_key_path(&args.db)))?;
+    let host_key = load_or_create_host_key(&match args.host_key.clone() {
+        Some(path) => path,
+        None if crate::store::is_postgres(&args.db) => {
+            return Err(usage("--db postgres://… needs --host-key FILE (the servers' host key)"));
+        }
+        None => default_host_key_path(&args.db),
+    })?;
     let store = open_store(&args.db).await?;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let p = scram_dh::provision::provision(
@@ -195,7 +200,10 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
 pub async fn users(args: UsersArgs) -> Result<()> {
     crate::init_logging("warn", false);
     // An import may start a new database; every other action needs an existing one.
-    if !args.db.exists() && !matches!(args.action, UsersAction::ImportVerifier { .. }) {
+    if !crate::store::is_postgres(&args.db)
+        && !args.db.exists()
+        && !matches!(args.action, UsersAction::ImportVerifier { .. })
+    {
         return Err(usage(format!("no database at {}", args.db.display())));
     }
     let store = open_store(&args.db).await?;

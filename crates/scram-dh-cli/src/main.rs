@@ -12,6 +12,7 @@ mod demo;
 mod http_cmds;
 mod paths;
 mod serve;
+mod store;
 
 use std::io::Write as _;
 use std::path::PathBuf;

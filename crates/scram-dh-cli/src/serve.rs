@@ -13,7 +13,6 @@ use scram_dh::{Group, MemorySessionStore, ServerConfig, ServerEngine};
 use scram_dh_net::http::{HttpFront, HttpOptions};
 use scram_dh_net::sasl::{SaslServer, tls_server_config};
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
-use scram_dh_store::SqliteCredentialStore;
 use serde::Deserialize;
 use tracing::info;
 
@@ -30,7 +29,8 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7878].
     #[arg(long, env = "SCRAM_DH_LISTEN")]
     listen: Option<String>,
-    /// SQLite database, created on first run [default: scram-dh.db].
+    /// SQLite database, created on first run, or a `postgres://user:pass@host/db` URL
+    /// (records shared by several nodes; needs --host-key) [default: scram-dh.db].
     #[arg(long, env = "SCRAM_DH_DB")]
     db: Option<PathBuf>,
     /// Ed25519 host key file, created on first run [default: beside the database, .hostkey].
@@ -286,7 +286,15 @@ impl ServeArgs {
         };
         let d = Limits::default();
         let db = self.db.or(file.db).unwrap_or_else(|| PathBuf::from("scram-dh.db"));
-        let host_key = self.host_key.or(file.host_key).unwrap_or_else(|| default_host_key_path(&db));
+        let host_key = match self.host_key.or(file.host_key) {
+            Some(path) => path,
+            // A database URL has no directory to keep the host key beside; and every
+            // node sharing that database must be given the same key anyway.
+            None if crate::store::is_postgres(&db) => {
+                return Err(usage("--db postgres://… needs --host-key FILE (the same file on every node)"));
+            }
+            None => default_host_key_path(&db),
+        };
         let groups = match self.groups.or(file.groups) {
             Some(g) => parse_groups(&g)?,
             None => Group::ALL.to_vec(),
@@ -500,17 +508,13 @@ pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Result
     Ok(config)
 }
 
-pub async fn open_store(db: &Path) -> Result<SqliteCredentialStore> {
-    SqliteCredentialStore::open(db).await.with_context(|| format!("opening database {}", db.display()))
-}
+use crate::store::AnyStore;
+pub use crate::store::open_store;
 
 /// Builds the server on `listener` (for `serve` and `demo`).
 pub async fn build(
     settings: &Settings,
-) -> Result<(
-    Server<Arc<SqliteCredentialStore>, MemorySessionStore, KvService<SqliteCredentialStore>>,
-    scram_dh::Fingerprint,
-)> {
+) -> Result<(Server<Arc<AnyStore>, MemorySessionStore, KvService<AnyStore>>, scram_dh::Fingerprint)> {
     let host_key = load_or_create_host_key(&settings.host_key)?;
     let fingerprint = host_key.fingerprint();
     // Build each offered group's fixed-base table now, not on the first request.
@@ -564,7 +568,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     info!(
         %addr,
-        db = %settings.db.display(),
+        db = %crate::store::display(&settings.db),
         host_key = %fingerprint,
         ic = settings.ic,
         max_ic = settings.max_ic,

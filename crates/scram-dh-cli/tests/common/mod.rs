@@ -44,11 +44,13 @@ impl Server {
         let limits = dir.join("test-limits.toml");
         std::fs::write(&limits, "[limits]\npeer_free_failures = 1000000\naccount_free_failures = 1000000\n")
             .unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", listen, "--config"])
-            .arg(&limits)
-            .arg("--db")
-            .arg(dir.join("server.db"))
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", listen, "--config"]).arg(&limits);
+        // `<dir>/server.db` unless the caller names a database (e.g. PostgreSQL).
+        if !extra.contains(&"--db") {
+            cmd.arg("--db").arg(dir.join("server.db"));
+        }
+        let mut child = cmd
             .args(["--registrations-per-sec", "1000", "--registration-burst", "1000"])
             .args(["--max-handshakes-per-peer", "500", "--max-handshakes", "1000"])
             .args(["--max-connections-per-peer", "500", "--dh-per-sec", "1000", "--dh-burst", "1000"])
