@@ -54,17 +54,9 @@ use crate::log::{Escaped, escaped};
 /// How long the server waits for the client's closing empty line (line 6).
 const CLOSING_LINE_WAIT: Duration = Duration::from_secs(2);
 
-/// The RFC 9266 `tls-exporter` value of a server-side TLS connection: 32 bytes
-/// of the exporter labelled `EXPORTER-Channel-Binding`, with no context.
-fn server_exporter(conn: &rustls::ServerConnection) -> Result<[u8; 32], NetError> {
-    let mut out = [0u8; 32];
-    conn.export_keying_material(&mut out, scram_dh::sasl::TLS_EXPORTER_LABEL, None)
-        .map_err(|e| NetError::Tls(format!("tls-exporter unavailable: {e}")))?;
-    Ok(out)
-}
-
-/// The same value on the client side.
-fn client_exporter(conn: &rustls::ClientConnection) -> Result<[u8; 32], NetError> {
+/// The RFC 9266 `tls-exporter` value of a TLS connection (either side): 32
+/// bytes of the exporter labelled `EXPORTER-Channel-Binding`, with no context.
+fn exporter_value<D>(conn: &rustls::ConnectionCommon<D>) -> Result<[u8; 32], NetError> {
     let mut out = [0u8; 32];
     conn.export_keying_material(&mut out, scram_dh::sasl::TLS_EXPORTER_LABEL, None)
         .map_err(|e| NetError::Tls(format!("tls-exporter unavailable: {e}")))?;
@@ -146,7 +138,7 @@ pub async fn connect_tls(
             NetError::Tls(format!("TLS handshake with {server_name}: {e}"))
         }
     })?;
-    let exporter = client_exporter(tls.get_ref().1)?;
+    let exporter = exporter_value(tls.get_ref().1)?;
     Ok((tls, exporter))
 }
 
@@ -364,7 +356,7 @@ where
                             return;
                         }
                     };
-                    match server_exporter(tls.get_ref().1) {
+                    match exporter_value(tls.get_ref().1) {
                         Ok(exporter) => self.exchange(tls, peer, Some(exporter)).await,
                         Err(e) => warn!(%peer, error = %escaped(&e), "no tls-exporter value"),
                     }
@@ -459,9 +451,9 @@ where
         }
     }
 
-    /// Parses the client-first-message, checks the account's penalties, reads
-    /// the record and answers.
-    async fn first<R: rand_core::CryptoRng + ?Sized>(
+    /// Parses the client-first-message, checks the account's penalties, then lets
+    /// the engine read the record and answer.
+    async fn first<R: rand_core::CryptoRng + Send + ?Sized>(
         &self,
         mechanism: &str,
         client_first: &[u8],
@@ -479,13 +471,7 @@ where
                 username: None,
             });
         }
-        let record = self.engine.credentials().read(&username).await.map_err(|e| SaslFailure {
-            value: ServerErrorValue::OtherError,
-            error: e.into(),
-            username: Some(username.clone()),
-        })?;
-        let profile = self.engine.mock_profile();
-        request.continue_with(record, rng, self.engine.config(), &profile)
+        self.engine.sasl_continue(request, rng).await
     }
 
     fn failed(&self, peer: PeerKey, failure: &SaslFailure) {

@@ -388,6 +388,20 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         rng: &mut R,
     ) -> Result<(String, PendingSasl), SaslFailure> {
         let request = ClientFirstRequest::parse(mechanism, client_first, channel)?;
+        self.sasl_continue(request, rng).await
+    }
+
+    /// The second half of [`sasl_start`](Self::sasl_start), for fronts that check
+    /// the parsed username (penalties) before any store read: reads the record and
+    /// answers with the engine's mock profile.
+    ///
+    /// # Errors
+    /// `other-error` when the credential store fails.
+    pub async fn sasl_continue<R: CryptoRng + Send + ?Sized>(
+        &self,
+        request: ClientFirstRequest,
+        rng: &mut R,
+    ) -> Result<(String, PendingSasl), SaslFailure> {
         let username = request.username().to_owned();
         let record = self
             .credentials

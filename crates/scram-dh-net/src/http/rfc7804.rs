@@ -196,22 +196,20 @@ where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
 {
-    // Parsed once here for the name the penalties need, before any store read;
-    // sasl_start parses it again (it is a few hundred bytes).
-    let username = match ClientFirstRequest::parse(MECHANISM, message, ServerChannel::None) {
-        Ok(request) => request.username().to_owned(),
+    // Parsed first for the name the penalties need, before any store read.
+    let request = match ClientFirstRequest::parse(MECHANISM, message, ServerChannel::None) {
+        Ok(request) => request,
         Err(failure) => return sasl_failure(st, peer, &failure),
     };
-    if let Err(refusal) = st.admission.check_login(peer, Some(&username)) {
+    if let Err(refusal) = st.admission.check_login(peer, Some(request.username())) {
         debug!(%peer, reason = %refusal.message(), "rfc7804 login refused");
         return refusal_response(&refusal);
     }
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let (server_first, pending) =
-        match st.engine.sasl_start(MECHANISM, message, ServerChannel::None, &mut rng).await {
-            Ok(started) => started,
-            Err(failure) => return sasl_failure(st, peer, &failure),
-        };
+    let (server_first, pending) = match st.engine.sasl_continue(request, &mut rng).await {
+        Ok(started) => started,
+        Err(failure) => return sasl_failure(st, peer, &failure),
+    };
     let sid = match st.engine.sasl_park(pending, &peer.to_string(), now_ms(), &mut rng).await {
         Ok(sid) => sid,
         Err(failure) => return sasl_failure(st, peer, &failure),
