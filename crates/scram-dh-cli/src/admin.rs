@@ -94,18 +94,10 @@ fn parse_verifiers(lines: &[(String, String)], max_ic: u32) -> Result<Vec<scram_
         let at = if lines.len() > 1 { format!("line {}: ", i + 1) } else { String::new() };
         let record = scram_dh::Record::from_postgres_verifier(username, verifier, now_secs())
             .map_err(|e| usage(format!("{at}{}: {e}", crate::term::escape(username))))?;
-        let salt = scram_dh::config::SALT_LEN_RANGE;
-        if !salt.contains(&record.salt.len()) || record.ic > max_ic {
-            return Err(usage(format!(
-                "{at}{}: salt must be {} to {} bytes and the iteration count at most {max_ic} \
-                 (found {} bytes, {}); unknown users' replies must be able to look the same",
-                record.username,
-                salt.start(),
-                salt.end(),
-                record.salt.len(),
-                record.ic
-            )));
-        }
+        // The bounds every record made here keeps, so unknown users' replies can
+        // imitate this one too (finding M6).
+        scram_dh::config::check_record_shape(record.salt.len(), record.ic, max_ic)
+            .map_err(|e| usage(format!("{at}{}: {e}", record.username)))?;
         if !seen.insert(record.username.clone()) {
             return Err(usage(format!("{at}{} appears twice", record.username)));
         }

@@ -108,20 +108,7 @@ impl ServerConfig {
     /// # Errors
     /// [`Error::Unsupported`] naming the bound that is broken.
     pub fn check_record_shape(&self, salt_len: usize, ic: u32) -> Result<()> {
-        if !SALT_LEN_RANGE.contains(&salt_len) {
-            return Err(Error::Unsupported(format!(
-                "salt must be {} to {} bytes, not {salt_len}",
-                SALT_LEN_RANGE.start(),
-                SALT_LEN_RANGE.end()
-            )));
-        }
-        if ic < MIN_ITERATIONS || ic > self.max_ic {
-            return Err(Error::Unsupported(format!(
-                "iteration count must be {MIN_ITERATIONS} to {}, not {ic}",
-                self.max_ic
-            )));
-        }
-        Ok(())
+        check_record_shape(salt_len, ic, self.max_ic)
     }
 
     /// Looks up a group a client named.
@@ -133,6 +120,28 @@ impl ServerConfig {
             .filter(|g| self.groups.contains(g))
             .ok_or_else(|| Error::Unsupported(format!("group {name:?} is not offered by this server")))
     }
+}
+
+/// [`ServerConfig::check_record_shape`] for a given highest iteration count, for
+/// tools that check records without a server configuration (verifier imports).
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the bound that is broken.
+pub fn check_record_shape(salt_len: usize, ic: u32, max_ic: u32) -> Result<()> {
+    if !SALT_LEN_RANGE.contains(&salt_len) {
+        return Err(Error::Unsupported(format!(
+            "salt must be {} to {} bytes, not {salt_len}",
+            SALT_LEN_RANGE.start(),
+            SALT_LEN_RANGE.end()
+        )));
+    }
+    if ic < MIN_ITERATIONS || ic > max_ic {
+        return Err(Error::Unsupported(format!(
+            "iteration count must be {MIN_ITERATIONS} to {}, not {ic}",
+            max_ic
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
