@@ -23,36 +23,11 @@ pub fn is_postgres(db: &Path) -> bool {
     db.to_str().is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
-/// `db` for logs and messages: a PostgreSQL URL without its password.
+/// `db` for logs and messages: a PostgreSQL URL without its password (the
+/// store's own redaction).
 pub fn display(db: &Path) -> String {
     let text = db.display().to_string();
-    if !is_postgres(db) {
-        return text;
-    }
-    // scheme://user:PASSWORD@host... -> scheme://user:***@host...
-    let Some((scheme, rest)) = text.split_once("://") else { return text };
-    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = tail.map(|t| {
-        // `?password=` in the query too.
-        match t.find("password=") {
-            Some(i) => {
-                let end = t[i..].find('&').map_or(t.len(), |j| i + j);
-                format!("{}password=***{}", &t[..i], &t[end..])
-            }
-            None => t.to_owned(),
-        }
-    });
-    match tail {
-        Some(t) => format!("{scheme}://{authority}/{t}"),
-        None => format!("{scheme}://{authority}"),
-    }
+    if is_postgres(db) { scram_dh_store::postgres::redact_url(&text) } else { text }
 }
 
 /// Opens the store `db` names (SQLite is created on first use; PostgreSQL is
@@ -126,9 +101,10 @@ mod tests {
     fn postgres_urls_are_shown_without_their_password() {
         let p = |s: &str| display(Path::new(s));
         assert_eq!(p("postgres://scram:s3cr@t@db:5432/users"), "postgres://scram:***@db:5432/users");
+        // The store scrubs a `password=` parameter to the end of the URL.
         assert_eq!(
-            p("postgresql://u@h/d?sslmode=disable&password=x&a=b"),
-            "postgresql://u@h/d?sslmode=disable&password=***&a=b"
+            p("postgresql://u@h/d?sslmode=disable&password=xyzzy&a=b"),
+            "postgresql://u@h/d?sslmode=disable&password=***"
         );
         assert_eq!(p("postgres://h"), "postgres://h");
         assert_eq!(p("/var/lib/scram-dh/users.db"), "/var/lib/scram-dh/users.db");

@@ -657,6 +657,18 @@ fn url_password(url: &str) -> Option<String> {
     (!pass.is_empty()).then(|| pass.to_owned())
 }
 
+/// A database URL fit for logs and messages: its password (in the userinfo or a
+/// `password=` parameter) replaced by `***`, as every error of this store does.
+///
+/// ```
+/// use scram_dh_store::postgres::redact_url;
+/// assert_eq!(redact_url("postgres://app:s3cret@db:5432/users"), "postgres://app:***@db:5432/users");
+/// ```
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    redact(url, url_password(url).as_deref())
+}
+
 /// `msg` with every URL password (`scheme://user:PASS@`), every `password=…` of a
 /// key-value connection string and every occurrence of `password` (when at least
 /// four characters long, to keep short ones from mangling the text) replaced by
