@@ -165,6 +165,29 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         &self.sessions
     }
 
+    /// Seals `plaintext` for a store several nodes share (SPEC 5), under the same
+    /// key as the engine's own sessions, with `context` (e.g. the HTTP session id)
+    /// bound in as associated data, domain-separated from the engine's sessions.
+    /// [`open_blob`](Self::open_blob) with the same `context` is the inverse.
+    ///
+    /// # Errors
+    /// [`Error::ServerError`] if sealing fails.
+    pub fn seal_blob<R: CryptoRng + ?Sized>(
+        &self,
+        context: &[u8],
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        seal_random(self.config.session_seal_key.expose(), rng, &blob_aad(context), plaintext)
+    }
+
+    /// Opens what [`seal_blob`](Self::seal_blob) sealed under `context`; `None` when
+    /// it was tampered with, sealed under another key, or moved from another context.
+    #[must_use]
+    pub fn open_blob(&self, context: &[u8], sealed: &[u8]) -> Option<SecretBytes> {
+        open_random(self.config.session_seal_key.expose(), &blob_aad(context), sealed)
+    }
+
     /// Handles one client message from `peer` (an address or other per-client key
     /// for the per-peer cap) at time `now_ms` (Unix milliseconds).
     pub async fn handle<R: CryptoRng + Send + ?Sized>(
@@ -460,6 +483,14 @@ fn insert_result(answer: SessionInsert) -> Result<()> {
         SessionInsert::Exists => Err(Error::NonceReused),
         SessionInsert::Full => Err(Error::Busy),
     }
+}
+
+/// The associated data of a blob sealed for another store: a prefix no session
+/// key string starts with (those start `reg:`, `auth:` or `sasl:`), then `context`.
+fn blob_aad(context: &[u8]) -> Vec<u8> {
+    let mut aad = b"scram-dh blob\0".to_vec();
+    aad.extend_from_slice(context);
+    aad
 }
 
 /// The associated data of a sealed session: its key and its expiry (SPEC 5).

@@ -10,7 +10,7 @@
 //! SCRAM-SHA-256 for password clients (RFC 5802 text, `tls-exporter` channel
 //! binding: [`sasl`]), the DH groups
 //! ([`dh`]), the wire messages ([`message`]), the credential and session store
-//! traits with in-memory implementations ([`record`], [`session`]), and a server
+//! traits with in-memory implementations ([`record`], [`session`], [`cluster`]), and a server
 //! driver over those traits ([`engine`]). It reads no clock and no OS randomness:
 //! time and an RNG are arguments, so [`pair::Pair`] replays exact transcripts.
 //!
@@ -30,6 +30,7 @@
 //! `scram-dh-store`, sockets and HTTP in `scram-dh-net`.
 
 pub mod auth;
+pub mod cluster;
 mod codec;
 pub mod config;
 pub mod credential;
