@@ -84,6 +84,97 @@ enum UsersAction {
         #[arg(long, default_value_t = scram_dh::config::DEFAULT_MAX_IC)]
         max_ic: u32,
     },
+    /// Copy every record from one store to another (`sqlite:PATH` or a path, or a
+    /// `postgres://` URL), byte for byte. Records already in the destination
+    /// unchanged are skipped, so a rerun is harmless; a user whose record differs
+    /// there stops the copy before anything is written, unless --replace. The
+    /// source is left as it was.
+    Migrate {
+        /// The store to read (`sqlite:PATH`, `PATH` or `postgres://…`).
+        #[arg(long)]
+        from: String,
+        /// The store to write (`sqlite:PATH`, `PATH` or `postgres://…`).
+        #[arg(long)]
+        to: String,
+        /// Overwrite destination records that differ.
+        #[arg(long)]
+        replace: bool,
+        /// Only report what would be copied.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `sqlite:PATH`, a bare path, or a PostgreSQL URL, as `--db` takes it.
+fn store_location(spec: &str) -> PathBuf {
+    PathBuf::from(spec.strip_prefix("sqlite:").unwrap_or(spec))
+}
+
+/// `users migrate`: reads the whole source, checks the destination, then copies.
+async fn migrate(from: &str, to: &str, replace: bool, dry_run: bool) -> Result<()> {
+    let (from, to) = (store_location(from), store_location(to));
+    if !crate::store::is_postgres(&from) && !from.exists() {
+        return Err(usage(format!("no database at {}", from.display())));
+    }
+    if crate::store::display(&from) == crate::store::display(&to) {
+        return Err(usage("--from and --to name the same store"));
+    }
+    let source = open_store(&from).await?;
+    let dest = open_store(&to).await?;
+    let mut records = Vec::new();
+    for name in source.list().await? {
+        // A record deleted between list and read is simply not copied.
+        if let Some(r) = source.read(&name).await? {
+            records.push(r);
+        }
+    }
+    let (mut copy, mut same, mut differ) = (Vec::new(), 0usize, Vec::new());
+    for r in records {
+        match dest.read(&r.username).await? {
+            None => copy.push(r),
+            Some(existing) if existing == r => same += 1,
+            Some(_) => differ.push(r),
+        }
+    }
+    if !differ.is_empty() && !replace {
+        let names: Vec<_> = differ.iter().take(5).map(|r| crate::term::escape(&r.username)).collect();
+        bail!(
+            "{} user(s) exist in {} with another record ({}{}); nothing copied (use --replace to overwrite)",
+            differ.len(),
+            crate::store::display(&to),
+            names.join(", "),
+            if differ.len() > 5 { ", …" } else { "" }
+        );
+    }
+    let (new, replaced) = (copy.len(), differ.len());
+    if !dry_run {
+        for r in &copy {
+            if store_insert_or_same(&dest, r).await? {
+                continue;
+            }
+            bail!("user {} appeared in the destination meanwhile with another record; stopped", r.username);
+        }
+        for r in &differ {
+            if !dest.replace(r).await? {
+                bail!("user {} vanished from the destination meanwhile; stopped", r.username);
+            }
+        }
+    }
+    println!(
+        "{}{new} copied, {replaced} replaced, {same} already there, from {} to {}",
+        if dry_run { "dry run: " } else { "" },
+        crate::store::display(&from),
+        crate::store::display(&to)
+    );
+    Ok(())
+}
+
+/// Inserts `r`; `true` also when an identical record is already there.
+async fn store_insert_or_same(store: &crate::store::AnyStore, r: &scram_dh::Record) -> Result<bool> {
+    Ok(match store.insert(r).await? {
+        Inserted::Inserted => true,
+        Inserted::AlreadyExists => store.read(&r.username).await?.as_ref() == Some(r),
+    })
 }
 
 /// Parses and checks verifiers: every line or none.
@@ -191,15 +282,22 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
 
 pub async fn users(args: UsersArgs) -> Result<()> {
     crate::init_logging("warn", false);
-    // An import may start a new database; every other action needs an existing one.
-    if !crate::store::is_postgres(&args.db)
-        && !args.db.exists()
-        && !matches!(args.action, UsersAction::ImportVerifier { .. })
-    {
-        return Err(usage(format!("no database at {}", args.db.display())));
-    }
-    let store = open_store(&args.db).await?;
+    let db = args.db;
     match args.action {
+        UsersAction::Migrate { from, to, replace, dry_run } => migrate(&from, &to, replace, dry_run).await,
+        // An import may start a new database; every other action needs an existing one.
+        action @ UsersAction::ImportVerifier { .. } => users_on(open_store(&db).await?, action).await,
+        action => {
+            if !crate::store::is_postgres(&db) && !db.exists() {
+                return Err(usage(format!("no database at {}", db.display())));
+            }
+            users_on(open_store(&db).await?, action).await
+        }
+    }
+}
+
+async fn users_on(store: crate::store::AnyStore, action: UsersAction) -> Result<()> {
+    match action {
         UsersAction::List => {
             for name in store.list().await? {
                 println!("{name}");
@@ -248,6 +346,7 @@ pub async fn users(args: UsersArgs) -> Result<()> {
                 println!("imported {}", r.username);
             }
         }
+        UsersAction::Migrate { from, to, replace, dry_run } => migrate(&from, &to, replace, dry_run).await?,
         UsersAction::Export => {
             for name in store.list().await? {
                 if let Some(r) = store.read(&name).await? {

@@ -129,3 +129,74 @@ fn a_wrong_database_password_is_a_clear_error_without_the_password() {
     assert!(err.contains("opening database"), "{err}");
     assert!(!err.contains(DB_PASSWORD), "{err}");
 }
+
+#[test]
+fn users_migrate_moves_sqlite_records_to_postgres_byte_for_byte() {
+    let _pg = peers::postgres();
+    let url = database("scram_migrate");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("old.db");
+    let host_key = dir.path().join("old.hostkey");
+    // Records of both label kinds in the SQLite file: registered in-band (random
+    // labels) and imported from a PostgreSQL verifier (rfc labels).
+    let old = Server::start_with(
+        dir.path(),
+        "127.0.0.1:0",
+        &["--db", sqlite.to_str().unwrap(), "--host-key", host_key.to_str().unwrap()],
+    );
+    let config = dir.path().join("client");
+    register(&config, &old.addr, "alice", "correct horse", "random");
+    register(&config, &old.addr, "zoë", "battery staple", "rfc");
+    let old_addr = old.addr.clone();
+    old.stop();
+    let db = sqlite.to_str().unwrap();
+    let sqlite_spec = format!("sqlite:{db}");
+    let before = ok(&admin(&["users", "--db", db, "export"]));
+
+    let dry = ok(&admin(&["users", "migrate", "--from", &sqlite_spec, "--to", &url, "--dry-run"]));
+    assert!(dry.contains("dry run: 2 copied"), "{dry}");
+    assert_eq!(ok(&admin(&["users", "--db", &url, "list"])).trim(), "", "a dry run writes nothing");
+
+    let out = ok(&admin(&["users", "migrate", "--from", &sqlite_spec, "--to", &url]));
+    assert!(out.contains("2 copied, 0 replaced, 0 already there"), "{out}");
+    assert!(!out.contains(DB_PASSWORD), "{out}");
+    assert_eq!(ok(&admin(&["users", "--db", &url, "export"])), before, "byte for byte");
+    // A rerun is harmless.
+    let again = ok(&admin(&["users", "migrate", "--from", &sqlite_spec, "--to", &url]));
+    assert!(again.contains("0 copied, 0 replaced, 2 already there"), "{again}");
+
+    // A destination record that differs stops the copy before anything is written.
+    ok(&admin(&["users", "--db", &url, "delete", "alice"]));
+    let carol = peers::gsasl_to_postgres(&peers::gsasl_mkpasswd("other", 4096, "c2FsdHNhbHRzYWx0c2FsdA=="));
+    ok(&admin(&["users", "--db", &url, "import-verifier", "zoë", &carol, "--replace"]));
+    let refused = admin(&["users", "migrate", "--from", db, "--to", &url]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("1 user(s) exist") && err.contains("nothing copied"), "{err}");
+    assert_eq!(ok(&admin(&["users", "--db", &url, "list"])).trim(), "zoë", "alice was not copied either");
+    let out = ok(&admin(&["users", "migrate", "--from", db, "--to", &url, "--replace"]));
+    assert!(out.contains("1 copied, 1 replaced, 0 already there"), "{out}");
+    assert_eq!(ok(&admin(&["users", "--db", &url, "export"])), before);
+
+    // The migrated in-band credential logs in against a node on PostgreSQL with the
+    // old host key.
+    std::fs::create_dir_all(dir.path().join("pg-node")).unwrap();
+    let node = Server::start_with(
+        &dir.path().join("pg-node"),
+        "127.0.0.1:0",
+        &["--db", &url, "--host-key", host_key.to_str().unwrap()],
+    );
+    let cred = credential_path(&config, &old_addr, "alice");
+    let out = ok(&cli(
+        &config,
+        &["login", "alice", "--server", &node.addr, "--credential", cred.to_str().unwrap()],
+        None,
+    ));
+    assert!(out.contains("alice"), "{out}");
+
+    // Bad arguments are usage errors.
+    let same = admin(&["users", "migrate", "--from", &url, "--to", &url]);
+    assert_eq!(same.status.code(), Some(2));
+    let missing = admin(&["users", "migrate", "--from", "sqlite:/nonexistent/x.db", "--to", &url]);
+    assert_eq!(missing.status.code(), Some(2));
+}
