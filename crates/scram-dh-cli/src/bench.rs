@@ -2,7 +2,9 @@
 //! as `--concurrency` connections allow, for a bounded time and count, and reports
 //! throughput and latency. Without `--server` it starts its own throwaway server
 //! on loopback (temporary SQLite database), so it measures this build end to end.
-//! Point `--server` only at a server you run.
+//! Point `--server` only at a server you run. With `--http URL` it logs in over
+//! the HTTP front instead (each login is two requests, A1 and A3), e.g. through
+//! the load balancer of `scripts/cluster.sh`.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,10 @@ pub struct BenchArgs {
     /// A running server to load (default: start one in-process on 127.0.0.1).
     #[arg(long)]
     server: Option<String>,
+    /// Log in over HTTP at this base URL of a running server (or load balancer)
+    /// instead: `login` mode only, an X25519 channel key per login.
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
+    http: Option<String>,
     /// What each operation is: `login` (no channel), `login-channel` (X25519 channel
     /// plus one request), or `register` (in-band over --group).
     #[arg(long, default_value = "login")]
@@ -106,6 +112,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     };
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(crate::usage("--concurrency must be 1..=4096"));
+    }
+    if let Some(url) = &args.http {
+        if mode != Mode::Login {
+            return Err(crate::usage("--http measures --mode login only"));
+        }
+        return run_http(url, &args).await;
     }
     let dir = tempfile::tempdir()?;
     let mut local = None;
@@ -194,7 +206,19 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         lat.extend(l);
         failures += f;
     }
-    let elapsed = started.elapsed();
+    report(&args, started.elapsed(), &mut lat, failures);
+    if let Some((tx, task)) = local {
+        let _ = tx.send(());
+        let _ = task.await;
+    }
+    if failures > 0 {
+        bail!("{failures} operations failed");
+    }
+    Ok(())
+}
+
+/// Prints throughput and latency percentiles of one run.
+fn report(args: &BenchArgs, elapsed: Duration, lat: &mut [Duration], failures: u64) {
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -202,8 +226,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             .unwrap_or_default()
     };
     println!(
-        "mode {} concurrency {} over {:.1} s: {} ok, {} failed, {:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "mode {}{} concurrency {} over {:.1} s: {} ok, {} failed, {:.0} ops/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.mode,
+        if args.http.is_some() { " (http)" } else { "" },
         args.concurrency,
         elapsed.as_secs_f64(),
         lat.len(),
@@ -213,10 +238,59 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         pct(0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
     );
-    if let Some((tx, task)) = local {
-        let _ = tx.send(());
-        let _ = task.await;
+}
+
+/// `--http URL`: registers one user over HTTP (trusting the server's key on first
+/// use), then logs in as it from `--concurrency` tasks.
+async fn run_http(url: &str, args: &BenchArgs) -> Result<()> {
+    use scram_dh_net::http_client::HttpClient;
+    let dir = tempfile::tempdir()?;
+    let client = HttpClient::new(url, Duration::from_secs(30)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let policy = HostKeyPolicy::KnownHosts {
+        file: scram_dh_net::KnownHosts::new(dir.path().join("known_hosts")),
+        server: client.server_name().to_owned(),
+    };
+    let options = scram_dh_net::RegisterOptions {
+        group: Group::X25519,
+        labels: Labels::Random,
+        policy,
+        config: ClientConfig::default(),
+    };
+    let name = format!("bench-user-{}-{}", std::process::id(), started_nonce());
+    let cred = client
+        .register(&name, Password::new("bench"), &options, |_| Ok(()))
+        .await
+        .with_context(|| format!("registering a bench user at {url}"))?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, cred, counter) = (client.clone(), cred.clone(), std::sync::Arc::clone(&counter));
+        let max = args.max_ops;
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut failures) = (Vec::new(), 0u64);
+            loop {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= max || Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                match client.login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default()).await {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => failures += 1,
+                }
+            }
+            (lat, failures)
+        }));
     }
+    let (mut lat, mut failures) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, f) = t.await?;
+        lat.extend(l);
+        failures += f;
+    }
+    report(args, started.elapsed(), &mut lat, failures);
     if failures > 0 {
         bail!("{failures} operations failed");
     }

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use scram_dh::{Group, MemorySessionStore, ServerConfig, ServerEngine};
+use scram_dh::cluster::HttpSessionStore;
+use scram_dh::{Group, ServerConfig, ServerEngine};
 use scram_dh_net::http::{HttpFront, HttpOptions};
 use scram_dh_net::sasl::{SaslServer, tls_server_config};
+use scram_dh_net::admission::Admission;
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use serde::Deserialize;
 use tracing::info;
@@ -127,6 +129,17 @@ pub struct ServeArgs {
     /// derive from the host key.
     #[arg(long, env = "SCRAM_DH_CLUSTER_SECRET_FILE")]
     cluster_secret_file: Option<PathBuf>,
+    /// Where in-flight handshakes, HTTP sessions and guessing penalties live:
+    /// `memory` (this process; the default) or a `redis://[:PASSWORD@]HOST:PORT/[DB]`
+    /// URL that every node behind one load balancer shares (with --db postgres://…,
+    /// --host-key and --cluster-secret-file).
+    #[arg(long, env = "SCRAM_DH_SESSIONS")]
+    sessions: Option<String>,
+    /// A proxy (load balancer) whose `X-Forwarded-For` the HTTP front believes, as
+    /// an address or CIDR (repeatable; e.g. 127.0.0.1/32 for nginx on the same
+    /// host). Requests from other addresses are attributed to their own address.
+    #[arg(long = "trusted-proxy", env = "SCRAM_DH_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -163,6 +176,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     cluster_secret_file: Option<PathBuf>,
+    sessions: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -225,6 +240,8 @@ pub struct Settings {
     pub sasl_tls: Option<(String, PathBuf, PathBuf)>,
     /// The cluster secret file, if nodes share one.
     pub cluster_secret_file: Option<PathBuf>,
+    /// `memory` or a Redis URL (see `--sessions`).
+    pub sessions: String,
 }
 
 impl Settings {
@@ -248,6 +265,7 @@ impl Settings {
             sasl: None,
             sasl_tls: None,
             cluster_secret_file: None,
+            sessions: "memory".into(),
         }
     }
 }
@@ -420,6 +438,19 @@ impl ServeArgs {
         {
             return Err(usage(format!("--upstream must be an http:// URL, not {u:?}")));
         }
+        let trusted =
+            if self.trusted_proxies.is_empty() { file.trusted_proxies.unwrap_or_default() } else { self.trusted_proxies };
+        http_options.trusted_proxies = trusted
+            .iter()
+            .map(|t| t.parse().map_err(|e| usage(format!("--trusted-proxy {t:?}: {e}"))))
+            .collect::<Result<_>>()?;
+        let sessions = self.sessions.or(file.sessions).unwrap_or_else(|| "memory".into());
+        if sessions != "memory" && !crate::store::is_redis(&sessions) {
+            return Err(usage(format!(
+                "--sessions must be memory or a redis:// URL, not {}",
+                crate::store::display_sessions(&sessions)
+            )));
+        }
         let http = self.http.or(file.http);
         if http.is_none() && http_options.upstream.is_some() {
             return Err(usage("--upstream needs --http ADDR"));
@@ -440,6 +471,7 @@ impl ServeArgs {
             sasl: self.sasl.or(file.sasl),
             sasl_tls,
             cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
+            sessions,
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7878".into()),
             db,
             host_key,
@@ -508,13 +540,30 @@ pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Result
     Ok(config)
 }
 
-use crate::store::AnyStore;
+use crate::store::{AnySessions, AnyStore};
 pub use crate::store::open_store;
 
-/// Builds the server on `listener` (for `serve` and `demo`).
+/// The server `build_all` makes, with what its HTTP front needs besides.
+pub struct Built {
+    /// The TCP server (engine, admission, service).
+    pub server: Server<Arc<AnyStore>, AnySessions, KvService<AnyStore>>,
+    /// The host key's fingerprint.
+    pub fingerprint: scram_dh::Fingerprint,
+    /// The shared HTTP session store, when `--sessions` names one.
+    pub http_sessions: Option<Arc<dyn HttpSessionStore>>,
+}
+
+/// Builds the server (for `serve`, `demo` and `bench`).
 pub async fn build(
     settings: &Settings,
-) -> Result<(Server<Arc<AnyStore>, MemorySessionStore, KvService<AnyStore>>, scram_dh::Fingerprint)> {
+) -> Result<(Server<Arc<AnyStore>, AnySessions, KvService<AnyStore>>, scram_dh::Fingerprint)> {
+    let built = build_all(settings).await?;
+    Ok((built.server, built.fingerprint))
+}
+
+/// Builds the server and opens its stores: credentials (`--db`) and sessions
+/// (`--sessions`).
+pub async fn build_all(settings: &Settings) -> Result<Built> {
     let host_key = load_or_create_host_key(&settings.host_key)?;
     let fingerprint = host_key.fingerprint();
     // Build each offered group's fixed-base table now, not on the first request.
@@ -528,12 +577,26 @@ pub async fn build(
     .await?;
     let store = Arc::new(open_store(&settings.db).await?);
     // Half-open handshakes a peer may leave behind (each lives for the TTL).
-    let sessions =
-        MemorySessionStore::new(settings.max_sessions, settings.limits.max_handshakes_per_peer.max(1) * 4);
+    let backends = crate::store::open_sessions(
+        &settings.sessions,
+        settings.max_sessions,
+        settings.limits.max_handshakes_per_peer.max(1) * 4,
+        settings.http_options.session_limits(),
+    )
+    .await?;
     // `open` reads the records' shapes, so unknown users' replies match them (M6).
-    let engine = ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), sessions).await?;
+    let engine =
+        ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), backends.handshakes).await?;
     let service = KvService::with_limits(store, settings.kv.clone());
-    Ok((Server::new(engine, service, settings.limits.clone()), fingerprint))
+    let admission = match backends.penalties {
+        Some(penalties) => Admission::with_penalty_store(settings.limits.clone(), penalties),
+        None => Admission::new(settings.limits.clone()),
+    };
+    Ok(Built {
+        server: Server::with_admission(engine, service, admission),
+        fingerprint,
+        http_sessions: backends.http,
+    })
 }
 
 async fn shutdown_signal() {
@@ -561,7 +624,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // limit to the hard one and check every cap against what is granted.
     let fd_limit = scram_dh_net::admission::raise_fd_limit().context("reading the open-file limit")?;
     settings.limits.check(fd_limit).map_err(usage)?;
-    let (server, fingerprint) = build(&settings).await?;
+    let Built { server, fingerprint, http_sessions } = build_all(&settings).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -569,6 +632,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     info!(
         %addr,
         db = %crate::store::display(&settings.db),
+        sessions = %crate::store::display_sessions(&settings.sessions),
         host_key = %fingerprint,
         ic = settings.ic,
         max_ic = settings.max_ic,
@@ -597,12 +661,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("listening for HTTP on {http_addr}"))?;
         let http_local = http_listener.local_addr()?;
         // The same engine (stores, sessions) and the same admission layer as TCP.
-        let front = HttpFront::new(
-            server.engine_arc(),
-            Arc::clone(server.admission()),
-            settings.kv.passwd_bounds(),
-            settings.http_options.clone(),
-        );
+        let (engine, admission) = (server.engine_arc(), Arc::clone(server.admission()));
+        let (bounds, options) = (settings.kv.passwd_bounds(), settings.http_options.clone());
+        let front = match &http_sessions {
+            Some(store) => HttpFront::with_session_store(engine, admission, bounds, options, Arc::clone(store)),
+            None => HttpFront::new(engine, admission, bounds, options),
+        };
         info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");
         announce.push_str(&format!(" http {http_local}"));
         fronts.spawn(front.run(http_listener, stopped(stop_rx.clone())));

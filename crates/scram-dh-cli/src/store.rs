@@ -1,13 +1,21 @@
-//! The credential store a command works on: the embedded SQLite file (the
-//! default), or PostgreSQL when `--db` is a `postgres://` (or `postgresql://`) URL,
-//! so that several `serve` nodes share one set of records (issue 9).
+//! The stores a command works on. Credentials: the embedded SQLite file (the
+//! default), or PostgreSQL when `--db` is a `postgres://` (or `postgresql://`) URL.
+//! Sessions (in-flight handshakes, HTTP sessions, guessing penalties): this
+//! process's memory (the default), or Redis when `--sessions` is a `redis://` (or
+//! `rediss://`) URL. With both shared, several `serve` nodes behind one load
+//! balancer act as one server (issue 9).
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use scram_dh::CredentialStore;
+use std::sync::Arc;
+
+use scram_dh::cluster::{HttpSessionLimits, HttpSessionStore, PenaltyStore};
 use scram_dh::record::{Inserted, Record, RecordShapes, StoreError};
-use scram_dh_store::{PgOptions, PostgresCredentialStore, SqliteCredentialStore};
+use scram_dh::secret::SecretBytes;
+use scram_dh::session::{SessionInsert, SessionKey};
+use scram_dh::{CredentialStore, MemorySessionStore, SessionStore};
+use scram_dh_store::{PgOptions, PostgresCredentialStore, RedisOptions, RedisStore, SqliteCredentialStore};
 
 /// SQLite or PostgreSQL.
 #[derive(Debug)]
@@ -93,6 +101,106 @@ impl CredentialStore for AnyStore {
     }
 }
 
+/// Whether `sessions` names a Redis server.
+pub fn is_redis(sessions: &str) -> bool {
+    sessions.starts_with("redis://") || sessions.starts_with("rediss://")
+}
+
+/// `sessions` for logs and messages: a Redis URL without its password.
+pub fn display_sessions(sessions: &str) -> String {
+    if is_redis(sessions) { scram_dh_store::redis::redact_url(sessions) } else { sessions.to_owned() }
+}
+
+/// The engine's in-flight handshakes: here or in Redis.
+#[derive(Debug)]
+pub enum AnySessions {
+    /// This process's memory.
+    Memory(MemorySessionStore),
+    /// A Redis server several nodes share.
+    Redis(RedisStore),
+}
+
+/// Where a server keeps its sessions: the engine's store, and for the HTTP
+/// sessions and the guessing penalties a shared store when there is one (`None`:
+/// the fronts' own in-process tables).
+pub struct SessionBackends {
+    /// In-flight handshakes.
+    pub handshakes: AnySessions,
+    /// HTTP sessions after login.
+    pub http: Option<Arc<dyn HttpSessionStore>>,
+    /// Failed-proof penalties and trusted pairs.
+    pub penalties: Option<Arc<dyn PenaltyStore>>,
+}
+
+/// Opens the session stores `sessions` names (`memory`, or a Redis URL), with
+/// the caps of the memory store for handshakes and `http` for HTTP sessions.
+///
+/// # Errors
+/// An unknown kind, or a Redis server that cannot be reached; the message never
+/// contains a password.
+pub async fn open_sessions(
+    sessions: &str,
+    max_sessions: usize,
+    max_per_peer: usize,
+    http: HttpSessionLimits,
+) -> Result<SessionBackends> {
+    if sessions == "memory" {
+        return Ok(SessionBackends {
+            handshakes: AnySessions::Memory(MemorySessionStore::new(max_sessions, max_per_peer)),
+            http: None,
+            penalties: None,
+        });
+    }
+    if !is_redis(sessions) {
+        return Err(crate::usage(format!(
+            "--sessions must be memory or a redis:// URL, not {}",
+            display_sessions(sessions)
+        )));
+    }
+    let mut options = RedisOptions::new(sessions);
+    options.max_sessions = max_sessions;
+    options.max_sessions_per_peer = max_per_peer;
+    options.http = http;
+    let store = RedisStore::connect(options)
+        .await
+        .with_context(|| format!("opening session store {}", display_sessions(sessions)))?;
+    Ok(SessionBackends {
+        http: Some(Arc::new(store.clone())),
+        penalties: Some(Arc::new(store.clone())),
+        handshakes: AnySessions::Redis(store),
+    })
+}
+
+impl SessionStore for AnySessions {
+    async fn probe(&self, key: &SessionKey, peer: &str, now_ms: u64) -> Result<SessionInsert, StoreError> {
+        match self {
+            Self::Memory(s) => s.probe(key, peer, now_ms).await,
+            Self::Redis(s) => s.probe(key, peer, now_ms).await,
+        }
+    }
+
+    async fn insert(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        value: SecretBytes,
+        now_ms: u64,
+        ttl_ms: u64,
+    ) -> Result<SessionInsert, StoreError> {
+        match self {
+            Self::Memory(s) => s.insert(key, peer, value, now_ms, ttl_ms).await,
+            Self::Redis(s) => s.insert(key, peer, value, now_ms, ttl_ms).await,
+        }
+    }
+
+    async fn take(&self, key: &SessionKey, now_ms: u64) -> Result<Option<SecretBytes>, StoreError> {
+        match self {
+            Self::Memory(s) => s.take(key, now_ms).await,
+            Self::Redis(s) => s.take(key, now_ms).await,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +217,12 @@ mod tests {
         assert_eq!(p("postgres://h"), "postgres://h");
         assert_eq!(p("/var/lib/scram-dh/users.db"), "/var/lib/scram-dh/users.db");
         assert!(is_postgres(Path::new("postgresql://h/d")) && !is_postgres(Path::new("users.db")));
+    }
+
+    #[test]
+    fn redis_urls_are_shown_without_their_password() {
+        assert_eq!(display_sessions("redis://:hunter2@127.0.0.1:6379/"), "redis://:***@127.0.0.1:6379/");
+        assert_eq!(display_sessions("memory"), "memory");
+        assert!(is_redis("rediss://h") && !is_redis("memory"));
     }
 }

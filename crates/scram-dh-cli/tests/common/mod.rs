@@ -178,7 +178,11 @@ pub fn credential_path(config: &Path, server: &str, user: &str) -> PathBuf {
 /// `secret` as it could appear if it leaked: raw, hex, HEX, base64 and base64url
 /// (padded or not, and starting 1 or 2 bytes into a longer base64 blob).
 pub fn encodings(secret: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let b = secret.as_bytes();
+    byte_encodings(secret.as_bytes())
+}
+
+/// [`encodings`] of any bytes (keys, salted passwords).
+pub fn byte_encodings(b: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     let mut out = vec![
         ("raw", b.to_vec()),
