@@ -226,8 +226,21 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// `429 busy` with `Retry-After` when the refusal knows when.
+/// `503 server_error` with `Retry-After: 1` and `message`: shared state (a
+/// session or penalty store) could not be read or written, so the request is
+/// refused rather than served unchecked (fail closed).
+pub(crate) fn unavailable_response(message: &str) -> Response {
+    let mut r = error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServerError, message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// `429 busy` with `Retry-After` when the refusal knows when; `503
+/// server_error` for [`Refusal::Unavailable`].
 pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
+    if *refusal == Refusal::Unavailable {
+        return unavailable_response(&refusal.message());
+    }
     let retry = match refusal {
         Refusal::RateLimited { retry_after }
         | Refusal::PeerPenalty { retry_after }
