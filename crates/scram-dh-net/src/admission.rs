@@ -416,14 +416,20 @@ impl Refusal {
         ServerMessage::Error(ErrorMessage { code: self.code(), message: self.message() })
     }
 
+    /// The refusal as the core's error: [`Error::Busy`], or
+    /// [`Error::ServerError`] for [`Refusal::Unavailable`].
+    #[must_use]
+    pub fn error(&self) -> Error {
+        match self {
+            Self::Unavailable => Error::ServerError(self.message()),
+            _ => Error::Busy,
+        }
+    }
+
     /// A failed [`Outcome`] carrying this refusal (for fronts that reply with outcomes).
     #[must_use]
     pub fn outcome(&self) -> Outcome {
-        let error = match self {
-            Self::Unavailable => Error::ServerError(self.message()),
-            _ => Error::Busy,
-        };
-        Outcome::Failed { reply: self.reply(), error, username: None }
+        Outcome::Failed { reply: self.reply(), error: self.error(), username: None }
     }
 }
 

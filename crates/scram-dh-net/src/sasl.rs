@@ -19,9 +19,10 @@
 //! A failure replaces line 3 or 5 with the base64 of `e=<server-error-value>`,
 //! then the server closes. An admission refusal (caps, penalties) is
 //! `e=no-resources` at the first line the server writes, `e=other-error` when
-//! the shared penalty store cannot be read ([`crate::Refusal::Unavailable`]); its
-//! reason is in the server's log. A client that sends an empty line 2 (no initial response) is
-//! sent an empty challenge and then gives its client-first-message.
+//! the shared penalty store cannot be read ([`crate::Refusal::Unavailable`]);
+//! its reason is in the server's log. A client that sends an empty line 2 (no
+//! initial response) is sent an empty challenge and then gives its
+//! client-first-message.
 //!
 //! Over the optional TLS 1.3 listener ([`SaslServer::with_tls`]) the server
 //! offers `SCRAM-SHA-256-PLUS` with channel binding `tls-exporter` (RFC 9266): a
@@ -466,11 +467,11 @@ where
         let username = request.username().to_owned();
         if let Err(refusal) = self.admission.admit_login(peer, Some(&username)).await {
             debug!(%peer, reason = %refusal.message(), "standard SCRAM login refused");
-            let error = match refusal {
-                Refusal::Unavailable => Error::ServerError(refusal.message()),
-                _ => Error::Busy,
-            };
-            return Err(SaslFailure { value: refusal_value(&refusal), error, username: None });
+            return Err(SaslFailure {
+                value: refusal_value(&refusal),
+                error: refusal.error(),
+                username: None,
+            });
         }
         self.engine.sasl_continue(request, rng).await
     }
