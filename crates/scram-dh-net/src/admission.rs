@@ -18,12 +18,25 @@
 //!   logins for the account only from peers that have not logged in to it
 //!   successfully before, so an attacker elsewhere cannot lock its owner out.
 //!   Failures are logged in aggregate, not one line each.
+//! - **Shared penalties** (issue 9): an admission layer made with
+//!   [`Admission::with_penalty_store`] keeps the failed-proof penalties and the
+//!   trusted (peer, account) pairs only in a [`PenaltyStore`] that every node
+//!   shares (keys `peer:<peer>`, `account:<name>`, `trust:<peer>\u{1f}<name>`, rules
+//!   from [`Penalties::peer_rule`] and [`Penalties::account_rule`]), so an account
+//!   locked by guessing on one node is throttled on all of them. Fronts call the
+//!   async entry points ([`Admission::admit_message`], [`Admission::admit_login`],
+//!   [`Admission::learn_outcome`], [`Admission::learn_login`]), which read the
+//!   store when there is one and the in-process tables otherwise. A store that
+//!   cannot be read refuses the login ([`Refusal::Unavailable`], fail closed);
+//!   one that cannot be written is logged and the login's outcome stands.
+//!   Connections, channels and the DH buckets always stay in-process.
 //! - **Channels**: global, per-peer and per-user caps, checked before the server
 //!   answers A4 (a refused client gets `busy`, not a silent close), and an idle
 //!   timeout enforced by the front.
 //!
-//! Every refusal is an `error` message with code `busy` and a reason a person can
-//! act on; every limit is a field of [`Limits`].
+//! Every refusal is an `error` message with code `busy` (`server_error` for
+//! [`Refusal::Unavailable`]) and a reason a person can act on; every limit is a
+//! field of [`Limits`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,11 +45,14 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use scram_dh::cluster::{PenaltyRule, PenaltyStore};
 use scram_dh::message::{ClientMessage, ErrorMessage, ServerMessage};
+use scram_dh::record::StoreError;
 use scram_dh::{Error, ErrorCode, Outcome};
 use tracing::{debug, info, warn};
 
 use crate::log::Escaped;
+use crate::server::now_ms;
 
 /// A peer as the limits see it: an IPv4 address, or an IPv6 address cut to its
 /// prefix (a /64 by default, SPEC 5). IPv4-mapped IPv6 addresses count as IPv4.
@@ -108,6 +124,35 @@ impl Default for Penalties {
             forget_after: Duration::from_secs(3600),
             trust_for: Duration::from_secs(30 * 24 * 3600),
             max_tracked: 100_000,
+        }
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Penalties {
+    /// The rule for failed proofs per peer, in a [`PenaltyStore`]'s terms.
+    #[must_use]
+    pub fn peer_rule(&self) -> PenaltyRule {
+        PenaltyRule {
+            free: self.peer_free_failures,
+            base_ms: millis(self.base),
+            max_ms: millis(self.max_peer),
+            forget_ms: millis(self.forget_after),
+        }
+    }
+
+    /// The rule for failed proofs per account (from peers not trusted for it).
+    #[must_use]
+    pub fn account_rule(&self) -> PenaltyRule {
+        PenaltyRule {
+            free: self.account_free_failures,
+            base_ms: millis(self.base),
+            max_ms: millis(self.max_account),
+            forget_ms: millis(self.forget_after),
         }
     }
 }
@@ -320,6 +365,9 @@ pub enum Refusal {
     },
     /// A channel cap (server, peer or user) is reached.
     Channels,
+    /// The shared penalty store could not be read: the login is refused rather
+    /// than let through unchecked (fail closed). Answered as `server_error`.
+    Unavailable,
 }
 
 impl Refusal {
@@ -346,19 +394,42 @@ impl Refusal {
                 secs(retry_after)
             ),
             Self::Channels => "server busy: encrypted channel limit reached; try again later".into(),
+            Self::Unavailable => {
+                "server error: the shared login-penalty store is unavailable; try again later".into()
+            }
+        }
+    }
+
+    /// The error code the client is sent: `busy`, or `server_error` for
+    /// [`Refusal::Unavailable`].
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Unavailable => ErrorCode::ServerError,
+            _ => ErrorCode::Busy,
         }
     }
 
     /// The `error` message for the client.
     #[must_use]
     pub fn reply(&self) -> ServerMessage {
-        ServerMessage::Error(ErrorMessage { code: ErrorCode::Busy, message: self.message() })
+        ServerMessage::Error(ErrorMessage { code: self.code(), message: self.message() })
+    }
+
+    /// The refusal as the core's error: [`Error::Busy`], or
+    /// [`Error::ServerError`] for [`Refusal::Unavailable`].
+    #[must_use]
+    pub fn error(&self) -> Error {
+        match self {
+            Self::Unavailable => Error::ServerError(self.message()),
+            _ => Error::Busy,
+        }
     }
 
     /// A failed [`Outcome`] carrying this refusal (for fronts that reply with outcomes).
     #[must_use]
     pub fn outcome(&self) -> Outcome {
-        Outcome::Failed { reply: self.reply(), error: Error::Busy, username: None }
+        Outcome::Failed { reply: self.reply(), error: self.error(), username: None }
     }
 }
 
@@ -427,16 +498,9 @@ impl<K: Eq + Hash + Clone> PenaltyTable<K> {
         p.until.and_then(|u| u.checked_duration_since(now)).filter(|d| !d.is_zero())
     }
 
-    /// Counts a failure; returns the new wait when this failure starts a penalty.
-    fn fail(
-        &mut self,
-        key: &K,
-        free: u32,
-        base: Duration,
-        max: Duration,
-        c: &Penalties,
-        now: Instant,
-    ) -> Option<Duration> {
+    /// Counts a failure; returns the new wait when this failure starts a penalty
+    /// (the wait is [`PenaltyRule::wait_after`], as in a shared store).
+    fn fail(&mut self, key: &K, rule: &PenaltyRule, c: &Penalties, now: Instant) -> Option<Duration> {
         if self.map.len() >= c.max_tracked && !self.map.contains_key(key) {
             self.map.retain(|_, p| now.saturating_duration_since(p.last_failure) < c.forget_after);
             if self.map.len() >= c.max_tracked {
@@ -453,11 +517,7 @@ impl<K: Eq + Hash + Clone> PenaltyTable<K> {
         }
         p.failures = p.failures.saturating_add(1);
         p.last_failure = now;
-        if p.failures <= free {
-            return None;
-        }
-        let doublings = (p.failures - free - 1).min(30);
-        let wait = base.saturating_mul(1u32 << doublings).min(max);
+        let wait = Duration::from_millis(rule.wait_after(p.failures)?);
         p.until = Some(now + wait);
         Some(wait)
     }
@@ -510,6 +570,45 @@ pub enum LoginOutcome<'a> {
 pub struct Admission {
     limits: Limits,
     state: Mutex<State>,
+    /// Where the penalties and trusted pairs live when several nodes share them.
+    penalty_store: Option<Arc<dyn PenaltyStore>>,
+}
+
+/// The store key of a peer's failed proofs.
+fn peer_key(peer: PeerKey) -> String {
+    format!("peer:{peer}")
+}
+
+/// The store key of an account's failed proofs.
+fn account_key(account: &str) -> String {
+    format!("account:{account}")
+}
+
+/// The store key of a trusted (peer, account) pair; a peer key never holds `\u{1f}`.
+fn trust_key(peer: PeerKey, account: &str) -> String {
+    format!("trust:{peer}\u{1f}{account}")
+}
+
+/// What a handshake outcome means for the penalties.
+fn login_of(outcome: &Outcome) -> LoginOutcome<'_> {
+    match outcome {
+        Outcome::Authenticated { auth, .. } => LoginOutcome::Authenticated(auth.username()),
+        Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
+            LoginOutcome::FailedProof(username.as_deref())
+        }
+        _ => LoginOutcome::Other,
+    }
+}
+
+/// What a client message asks the admission layer to check: `None` for steps
+/// that continue an admitted handshake, else (account, registration, channel).
+fn pairing(msg: &ClientMessage) -> Option<(Option<&str>, bool, bool)> {
+    match msg {
+        ClientMessage::RegistrationPairing(_) => Some((None, true, false)),
+        ClientMessage::AuthPairing(a) => Some((Some(a.username.as_str()), false, a.public_key.is_some())),
+        // Later steps continue a handshake that was admitted at its pairing.
+        _ => None,
+    }
 }
 
 impl fmt::Debug for Admission {
@@ -520,6 +619,7 @@ impl fmt::Debug for Admission {
             .field("handshakes", &s.total.handshakes)
             .field("channels", &s.total.channels)
             .field("peers", &s.peers.len())
+            .field("shared_penalties", &self.penalty_store.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -551,11 +651,25 @@ pub struct Usage {
 }
 
 impl Admission {
-    /// A layer enforcing `limits` (call [`Limits::check`] first).
+    /// A layer enforcing `limits` (call [`Limits::check`] first), with the
+    /// failed-proof penalties in this process.
     #[must_use]
     pub fn new(limits: Limits) -> Arc<Self> {
+        Self::build(limits, None)
+    }
+
+    /// A layer enforcing `limits` whose failed-proof penalties and trusted pairs
+    /// live only in `store`, shared with the other nodes (module docs); the
+    /// `max_tracked` bound is then the store's own.
+    #[must_use]
+    pub fn with_penalty_store(limits: Limits, store: Arc<dyn PenaltyStore>) -> Arc<Self> {
+        Self::build(limits, Some(store))
+    }
+
+    fn build(limits: Limits, penalty_store: Option<Arc<dyn PenaltyStore>>) -> Arc<Self> {
         let now = Instant::now();
         Arc::new(Self {
+            penalty_store,
             limits,
             state: Mutex::new(State {
                 total: Counts::default(),
@@ -657,23 +771,25 @@ impl Admission {
 
     /// Checks a client message before the engine sees it: penalties for pairings,
     /// and the DH buckets for steps that cost a DH operation (consumed only when
-    /// everything else allows the step). A front calls this for every message.
+    /// everything else allows the step). A front calls this, or
+    /// [`admit_message`](Self::admit_message), for every message.
+    ///
+    /// This is the synchronous, in-process form: with a penalty store
+    /// ([`with_penalty_store`](Self::with_penalty_store)) it cannot read the
+    /// penalties and refuses every pairing with [`Refusal::Unavailable`] (fail
+    /// closed); fronts on a shared store call [`admit_message`](Self::admit_message).
     ///
     /// # Errors
     /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`], [`Refusal::RateLimited`],
     /// [`Refusal::Channels`] (A1 with a channel while the server or peer is at its
-    /// channel cap).
+    /// channel cap), [`Refusal::Unavailable`].
     pub fn check_message(&self, peer: PeerKey, msg: &ClientMessage) -> Result<(), Refusal> {
         self.check_message_at(peer, msg, Instant::now())
     }
 
     fn check_message_at(&self, peer: PeerKey, msg: &ClientMessage, now: Instant) -> Result<(), Refusal> {
-        let (account, registration, channel) = match msg {
-            ClientMessage::RegistrationPairing(_) => (None, true, false),
-            ClientMessage::AuthPairing(a) => (Some(a.username.as_str()), false, a.public_key.is_some()),
-            // Later steps continue a handshake that was admitted at its pairing.
-            _ => return Ok(()),
-        };
+        let Some((account, registration, channel)) = pairing(msg) else { return Ok(()) };
+        self.sync_guard()?;
         self.check_at(peer, account, registration, channel, costs_dh(msg), now)
     }
 
@@ -684,10 +800,94 @@ impl Admission {
     /// and the account's failed-proof penalties; no DH bucket (no DH work).
     /// Later messages of the exchange continue an admitted login and need no check.
     ///
+    /// The synchronous, in-process form, as [`check_message`](Self::check_message);
+    /// fronts on a shared store call [`admit_login`](Self::admit_login).
+    ///
     /// # Errors
-    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`].
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`], [`Refusal::Unavailable`].
     pub fn check_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
+        self.sync_guard()?;
         self.check_at(peer, account, false, false, false, Instant::now())
+    }
+
+    /// The synchronous checks cannot read a shared store: refuse rather than skip.
+    fn sync_guard(&self) -> Result<(), Refusal> {
+        if self.penalty_store.is_some() {
+            warn!("a synchronous admission check on a shared penalty store: refused (use admit_*)");
+            self.lock().log.refused += 1;
+            return Err(Refusal::Unavailable);
+        }
+        Ok(())
+    }
+
+    /// Checks a client message before the engine sees it, as
+    /// [`check_message`](Self::check_message) does, with the penalties read from
+    /// the shared store when there is one (then the connection, channel and DH
+    /// checks run in-process as always). Every front calls this for every message.
+    ///
+    /// # Errors
+    /// As [`check_message`](Self::check_message); [`Refusal::Unavailable`] when the
+    /// penalty store cannot be read.
+    pub async fn admit_message(&self, peer: PeerKey, msg: &ClientMessage) -> Result<(), Refusal> {
+        let Some((account, registration, channel)) = pairing(msg) else { return Ok(()) };
+        self.admit_at(peer, account, registration, channel, costs_dh(msg), now_ms(), Instant::now()).await
+    }
+
+    /// Checks the start of a standard SCRAM login, as
+    /// [`check_login`](Self::check_login) does, with the penalties read from the
+    /// shared store when there is one.
+    ///
+    /// # Errors
+    /// [`Refusal::PeerPenalty`], [`Refusal::AccountPenalty`]; [`Refusal::Unavailable`]
+    /// when the penalty store cannot be read.
+    pub async fn admit_login(&self, peer: PeerKey, account: Option<&str>) -> Result<(), Refusal> {
+        self.admit_at(peer, account, false, false, false, now_ms(), Instant::now()).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn admit_at(
+        &self,
+        peer: PeerKey,
+        account: Option<&str>,
+        registration: bool,
+        channel: bool,
+        dh: bool,
+        now_ms: u64,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        if let Some(store) = &self.penalty_store
+            && let Err(r) = Self::check_shared(store.as_ref(), peer, account, now_ms).await
+        {
+            self.lock().log.refused += 1;
+            return Err(r);
+        }
+        self.check_at(peer, account, registration, channel, dh, now)
+    }
+
+    /// The penalty checks of [`check_penalties`](Self::check_penalties) against a
+    /// shared store.
+    async fn check_shared(
+        store: &dyn PenaltyStore,
+        peer: PeerKey,
+        account: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        let unavailable = |e: StoreError| {
+            warn!(%peer, error = %e, "penalty store unavailable: login refused");
+            Refusal::Unavailable
+        };
+        if let Some(ms) = store.wait(&peer_key(peer), now_ms).await.map_err(unavailable)? {
+            debug!(%peer, "refused: peer penalty (shared)");
+            return Err(Refusal::PeerPenalty { retry_after: Duration::from_millis(ms) });
+        }
+        if let Some(account) = account
+            && let Some(ms) = store.wait(&account_key(account), now_ms).await.map_err(unavailable)?
+            && !store.trusted(&trust_key(peer, account), now_ms).await.map_err(unavailable)?
+        {
+            debug!(%peer, account = %Escaped(account), "refused: account penalty (shared)");
+            return Err(Refusal::AccountPenalty { retry_after: Duration::from_millis(ms) });
+        }
+        Ok(())
     }
 
     fn check_at(
@@ -706,7 +906,10 @@ impl Admission {
             s.log.refused += 1;
             Err(r)
         };
-        if let Err(r) = Self::check_penalties(&mut s, peer, account, c, now) {
+        // With a shared store, its penalties were checked before (admit_at).
+        if self.penalty_store.is_none()
+            && let Err(r) = Self::check_penalties(&mut s, peer, account, c, now)
+        {
             return refused(&mut s, r);
         }
         if channel {
@@ -788,24 +991,23 @@ impl Admission {
     /// Learns from a handshake's outcome: a failed proof counts against the peer
     /// and the account; a success makes the peer trusted for the account and
     /// clears the peer's failures. Logs penalties and an aggregate of failures.
+    ///
+    /// The synchronous, in-process form: with a penalty store it records nothing
+    /// (logged at warn); fronts on a shared store call
+    /// [`learn_outcome`](Self::learn_outcome).
     pub fn record_outcome(&self, peer: PeerKey, outcome: &Outcome) {
         self.record_outcome_at(peer, outcome, Instant::now());
     }
 
     fn record_outcome_at(&self, peer: PeerKey, outcome: &Outcome, now: Instant) {
-        let login = match outcome {
-            Outcome::Authenticated { auth, .. } => LoginOutcome::Authenticated(auth.username()),
-            Outcome::Failed { error: Error::AuthenticationFailed, username, .. } => {
-                LoginOutcome::FailedProof(username.as_deref())
-            }
-            _ => LoginOutcome::Other,
-        };
-        self.record_login_at(peer, login, now);
+        self.record_login_at(peer, login_of(outcome), now);
     }
 
     /// Learns from the end of a login that is not a scram-dh handshake (standard
     /// SCRAM, see [`check_login`](Self::check_login)), exactly as
-    /// [`record_outcome`](Self::record_outcome) does from an [`Outcome`].
+    /// [`record_outcome`](Self::record_outcome) does from an [`Outcome`] (and, as
+    /// it, in-process only: fronts on a shared store call
+    /// [`learn_login`](Self::learn_login)).
     ///
     /// ```
     /// use scram_dh_net::admission::{Admission, Limits, LoginOutcome};
@@ -817,7 +1019,89 @@ impl Admission {
     /// adm.record_login(peer, LoginOutcome::FailedProof(Some("alice")));
     /// ```
     pub fn record_login(&self, peer: PeerKey, outcome: LoginOutcome<'_>) {
+        if self.penalty_store.is_some() {
+            if outcome != LoginOutcome::Other {
+                warn!(%peer, "a synchronous login record on a shared penalty store: not recorded (use learn_*)");
+            }
+            return;
+        }
         self.record_login_at(peer, outcome, Instant::now());
+    }
+
+    /// Learns from a handshake's outcome, as [`record_outcome`](Self::record_outcome)
+    /// does, in the shared store when there is one. Every front calls this after
+    /// every engine step.
+    pub async fn learn_outcome(&self, peer: PeerKey, outcome: &Outcome) {
+        self.learn_login(peer, login_of(outcome)).await;
+    }
+
+    /// Learns from the end of a standard SCRAM login, as
+    /// [`record_login`](Self::record_login) does, in the shared store when there
+    /// is one. A store that cannot be written is logged at warn; the login's
+    /// outcome stands (a failed one stays failed).
+    pub async fn learn_login(&self, peer: PeerKey, outcome: LoginOutcome<'_>) {
+        match &self.penalty_store {
+            None => self.record_login_at(peer, outcome, Instant::now()),
+            Some(store) => {
+                Self::learn_shared(store.as_ref(), &self.limits.penalties, peer, outcome, now_ms()).await;
+                let mut s = self.lock();
+                if matches!(outcome, LoginOutcome::FailedProof(_)) {
+                    s.log.failures += 1;
+                }
+                Self::summarise(&mut s, Instant::now());
+            }
+        }
+    }
+
+    /// What [`record_login_at`](Self::record_login_at) does to the tables, in a
+    /// shared store.
+    async fn learn_shared(
+        store: &dyn PenaltyStore,
+        c: &Penalties,
+        peer: PeerKey,
+        outcome: LoginOutcome<'_>,
+        now_ms: u64,
+    ) {
+        let lost = |what: &str, e: &StoreError| {
+            warn!(%peer, error = %e, "penalty store unavailable: {what} not recorded");
+        };
+        match outcome {
+            LoginOutcome::Authenticated(account) => {
+                if let Err(e) = store.clear(&peer_key(peer)).await {
+                    lost("the peer's success", &e);
+                }
+                if let Err(e) = store.trust(&trust_key(peer, account), millis(c.trust_for), now_ms).await {
+                    lost("the trusted pair", &e);
+                }
+            }
+            LoginOutcome::FailedProof(username) => {
+                debug!(%peer, account = ?username.map(Escaped), "failed proof");
+                match store.fail(&peer_key(peer), &c.peer_rule(), now_ms).await {
+                    Ok(Some(wait)) => {
+                        warn!(%peer, wait_secs = Duration::from_millis(wait).as_secs_f64(), "failed proofs: penalising peer")
+                    }
+                    Ok(None) => {}
+                    Err(e) => lost("a failed proof (peer)", &e),
+                }
+                let Some(account) = username else { return };
+                // A trust that cannot be read counts as none: penalise rather than let through.
+                let trusted = store.trusted(&trust_key(peer, account), now_ms).await.unwrap_or_else(|e| {
+                    lost("a failed proof's trust check", &e);
+                    false
+                });
+                if trusted {
+                    return;
+                }
+                match store.fail(&account_key(account), &c.account_rule(), now_ms).await {
+                    Ok(Some(wait)) => {
+                        warn!(account = %Escaped(account), wait_secs = Duration::from_millis(wait).as_secs_f64(), "failed proofs: penalising account")
+                    }
+                    Ok(None) => {}
+                    Err(e) => lost("a failed proof (account)", &e),
+                }
+            }
+            LoginOutcome::Other => {}
+        }
     }
 
     fn record_login_at(&self, peer: PeerKey, outcome: LoginOutcome<'_>, now: Instant) {
@@ -840,27 +1124,25 @@ impl Admission {
             LoginOutcome::FailedProof(username) => {
                 s.log.failures += 1;
                 debug!(%peer, account = ?username.map(Escaped), "failed proof");
-                if let Some(wait) =
-                    s.peer_penalties.fail(&peer, c.peer_free_failures, c.base, c.max_peer, c, now)
-                {
+                if let Some(wait) = s.peer_penalties.fail(&peer, &c.peer_rule(), c, now) {
                     warn!(%peer, wait_secs = wait.as_secs_f64(), "failed proofs: penalising peer");
                 }
                 if let Some(account) = username
                     && !Self::is_trusted(&mut s, peer, account, now)
-                    && let Some(wait) = s.account_penalties.fail(
-                        &account.to_owned(),
-                        c.account_free_failures,
-                        c.base,
-                        c.max_account,
-                        c,
-                        now,
-                    )
+                    && let Some(wait) =
+                        s.account_penalties.fail(&account.to_owned(), &c.account_rule(), c, now)
                 {
                     warn!(account = %Escaped(account), wait_secs = wait.as_secs_f64(), "failed proofs: penalising account");
                 }
             }
             LoginOutcome::Other => {}
         }
+        Self::summarise(&mut s, now);
+    }
+
+    /// One info line per interval with the failures and refusals counted since
+    /// (the penalised counts are the in-process tables').
+    fn summarise(s: &mut State, now: Instant) {
         if now.saturating_duration_since(s.log.since) >= FAILURE_LOG_INTERVAL {
             if s.log.failures > 0 || s.log.refused > 0 {
                 info!(
@@ -1200,6 +1482,104 @@ mod tests {
             Err(Refusal::AccountPenalty { .. })
         ));
         adm.check_login(p, Some("alice")).unwrap();
+    }
+
+    /// A penalty store that is always down.
+    #[derive(Debug)]
+    struct Down;
+
+    impl PenaltyStore for Down {
+        fn wait<'a>(&'a self, _: &'a str, _: u64) -> scram_dh::cluster::StoreFuture<'a, Option<u64>> {
+            Box::pin(async { Err(StoreError("connection refused".into())) })
+        }
+        fn fail<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a PenaltyRule,
+            _: u64,
+        ) -> scram_dh::cluster::StoreFuture<'a, Option<u64>> {
+            Box::pin(async { Err(StoreError("connection refused".into())) })
+        }
+        fn clear<'a>(&'a self, _: &'a str) -> scram_dh::cluster::StoreFuture<'a, ()> {
+            Box::pin(async { Err(StoreError("connection refused".into())) })
+        }
+        fn trust<'a>(&'a self, _: &'a str, _: u64, _: u64) -> scram_dh::cluster::StoreFuture<'a, ()> {
+            Box::pin(async { Err(StoreError("connection refused".into())) })
+        }
+        fn trusted<'a>(&'a self, _: &'a str, _: u64) -> scram_dh::cluster::StoreFuture<'a, bool> {
+            Box::pin(async { Err(StoreError("connection refused".into())) })
+        }
+    }
+
+    // Issue 9: two nodes sharing one penalty store are one admission layer for
+    // the penalties: failures on A lock the account on B, a success on B trusts
+    // the peer on A, and neither keeps penalties of its own.
+    #[tokio::test]
+    async fn shared_penalties_span_nodes() {
+        let store: Arc<dyn PenaltyStore> = Arc::new(scram_dh::cluster::MemoryPenaltyStore::new(1000));
+        let limits = || Limits { penalties: penalties(), ..Limits::default() };
+        let a = Admission::with_penalty_store(limits(), Arc::clone(&store));
+        let b = Admission::with_penalty_store(limits(), Arc::clone(&store));
+        let owner = a.peer(ip("10.9.9.9"));
+        b.learn_login(owner, LoginOutcome::Authenticated("alice")).await;
+        for i in 0..5u8 {
+            a.learn_login(a.peer(IpAddr::from([10, 1, 0, i])), LoginOutcome::FailedProof(Some("alice")))
+                .await;
+        }
+        let fresh = b.peer(ip("10.2.0.1"));
+        assert!(matches!(b.admit_login(fresh, Some("alice")).await, Err(Refusal::AccountPenalty { .. })));
+        assert!(matches!(
+            b.admit_message(fresh, &a1("alice", true)).await,
+            Err(Refusal::AccountPenalty { .. })
+        ));
+        a.admit_login(owner, Some("alice")).await.unwrap();
+        b.admit_message(owner, &a1("alice", false)).await.unwrap();
+        b.admit_login(fresh, Some("bob")).await.unwrap();
+        // Peer penalties too: three failures on A (two free), refused on B.
+        let p = a.peer(ip("10.0.0.7"));
+        for _ in 0..3 {
+            a.learn_outcome(p, &failed("carol")).await;
+        }
+        match b.admit_login(p, None).await {
+            Err(Refusal::PeerPenalty { retry_after }) => assert_eq!(retry_after, Duration::from_secs(1)),
+            other => panic!("expected a peer penalty: {other:?}"),
+        }
+        // A success on B clears the peer on A.
+        b.learn_login(p, LoginOutcome::Authenticated("carol")).await;
+        a.admit_login(p, None).await.unwrap();
+        // Nothing in-process; and the synchronous checks fail closed on a shared store.
+        {
+            let s = a.lock();
+            assert!(s.peer_penalties.map.is_empty() && s.account_penalties.map.is_empty());
+            assert!(s.trusted.is_empty());
+        }
+        assert_eq!(a.check_login(p, None), Err(Refusal::Unavailable));
+        assert_eq!(a.check_message(p, &a1("carol", false)), Err(Refusal::Unavailable));
+    }
+
+    // Issue 9: a penalty store that cannot be read refuses logins (fail closed),
+    // with server_error; one that cannot be written loses nothing else.
+    #[tokio::test]
+    async fn a_down_penalty_store_fails_closed() {
+        let adm = Admission::with_penalty_store(Limits::default(), Arc::new(Down));
+        let p = adm.peer(ip("10.0.0.1"));
+        assert_eq!(adm.admit_login(p, Some("alice")).await, Err(Refusal::Unavailable));
+        assert_eq!(adm.admit_message(p, &a1("alice", true)).await, Err(Refusal::Unavailable));
+        let r1 = ClientMessage::RegistrationPairing(scram_dh::message::RegistrationPairing {
+            username: "new".into(),
+            client_nonce: "0".repeat(64),
+            group: "x25519".into(),
+            public_key: Base64(vec![9; 32]),
+            labels: "random".into(),
+        });
+        assert_eq!(adm.admit_message(p, &r1).await, Err(Refusal::Unavailable));
+        adm.learn_login(p, LoginOutcome::FailedProof(Some("alice"))).await;
+        adm.learn_login(p, LoginOutcome::Authenticated("alice")).await;
+        let ServerMessage::Error(e) = Refusal::Unavailable.reply() else { panic!("not an error") };
+        assert_eq!(e.code, ErrorCode::ServerError);
+        assert!(!e.message.contains("connection"), "no store detail to the peer: {}", e.message);
+        // No DH token was taken for the refused steps.
+        assert_eq!(adm.usage().peers, 0);
     }
 
     // H1/M5: tables stay bounded under a spray of addresses and names.

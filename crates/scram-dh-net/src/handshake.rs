@@ -219,8 +219,8 @@ where
 }
 
 /// One handshake message through the admission layer and the engine, as every
-/// front runs it: admission check (caps, buckets, penalties) → engine step →
-/// the outcome recorded for the penalties. `Err` is the admission's refusal
+/// front runs it: admission check (caps, buckets, penalties, the last maybe in a
+/// shared store) → engine step → the outcome recorded for the penalties. `Err` is the admission's refusal
 /// (the engine never saw the message).
 pub(crate) async fn admitted_step<C, S>(
     engine: &ServerEngine<C, S>,
@@ -234,7 +234,7 @@ where
     C: CredentialStore,
     S: SessionStore,
 {
-    admission.check_message(peer, &msg)?;
+    admission.admit_message(peer, &msg).await?;
     // A DH step costs up to ~10 ms of CPU (modp8192): on a multi-thread
     // runtime, tell tokio, so this worker's other connections move on.
     let heavy = costs_dh(&msg);
@@ -245,6 +245,6 @@ where
     } else {
         step.await
     };
-    admission.record_outcome(peer, &outcome);
+    admission.learn_outcome(peer, &outcome).await;
     Ok(outcome)
 }

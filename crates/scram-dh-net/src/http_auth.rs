@@ -154,7 +154,7 @@ impl Authorization {
 /// The anti-replay window (RFC 4303 section 3.4.3, 64 wide): each sequence number
 /// is accepted at most once, and only if it is above, or within 64 of, the highest
 /// accepted so far, so concurrent requests may arrive out of order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReplayWindow {
     /// The highest accepted, plus one (0: none yet).
     top: u64,
@@ -172,6 +172,31 @@ impl ReplayWindow {
         }
         let back = self.top - 1 - seq;
         back < WINDOW && self.seen & (1 << back) == 0
+    }
+
+    /// The window as 16 bytes, the highest accepted plus one and then the bitmap
+    /// of the 64 below it, each a u64 big-endian: what an
+    /// [`HttpSessionStore`](scram_dh::cluster::HttpSessionStore) holds and
+    /// compares byte for byte.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.top.to_be_bytes());
+        out[8..].copy_from_slice(&self.seen.to_be_bytes());
+        out
+    }
+
+    /// The window [`to_bytes`](Self::to_bytes) wrote. Any 16 bytes are a window
+    /// (bits for numbers below 0 are never read), so this cannot fail.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; 16]) -> Self {
+        let (top, seen) = bytes.split_at(8);
+        let word = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            u64::from_be_bytes(w)
+        };
+        Self { top: word(top), seen: word(seen) }
     }
 
     /// Records `seq` as accepted; `false` (and no change) when it is a replay or
@@ -547,5 +572,22 @@ mod tests {
             assert!(!w.accept(s), "{s}");
         }
         assert!(!w.accept(u64::MAX), "the last number is never used");
+    }
+
+    #[test]
+    fn window_bytes_round_trip() {
+        let mut w = ReplayWindow::default();
+        assert_eq!(w.to_bytes(), [0; 16]);
+        for seq in [3, 1, 70, 68] {
+            assert!(w.accept(seq));
+        }
+        let bytes = w.to_bytes();
+        assert_eq!(&bytes[..8], &71u64.to_be_bytes(), "top first, big-endian");
+        let mut back = ReplayWindow::from_bytes(&bytes);
+        assert_eq!(back, w);
+        assert!(!back.accept(70) && !back.accept(68), "seen bits survive");
+        assert!(back.accept(69) && back.accept(7));
+        assert!(!back.accept(3), "fell out of the window");
+        assert_eq!(ReplayWindow::from_bytes(&[0xff; 16]).to_bytes(), [0xff; 16]);
     }
 }

@@ -8,7 +8,10 @@
 //! an anti-replay window, an extractor and a layer for axum apps, a gateway
 //! in front of any HTTP service, and standard SCRAM-SHA-256 over HTTP (RFC 7804)
 //! for password clients on the same records ([`http_client::HttpClient::rfc7804_request`]). Both fronts can share one engine and one
-//! admission layer ([`Server::from_parts`], [`http::HttpFront::new`]).
+//! admission layer ([`Server::from_parts`], [`http::HttpFront::new`]); several
+//! nodes behind a load balancer share the HTTP sessions and the failed-proof
+//! penalties through stores ([`http::HttpFront::with_session_store`],
+//! [`Admission::with_penalty_store`], the traits of [`scram_dh::cluster`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scram_dh_net::NetError> {

@@ -18,9 +18,11 @@
 //!
 //! A failure replaces line 3 or 5 with the base64 of `e=<server-error-value>`,
 //! then the server closes. An admission refusal (caps, penalties) is
-//! `e=no-resources` at the first line the server writes; its reason is in the
-//! server's log. A client that sends an empty line 2 (no initial response) is
-//! sent an empty challenge and then gives its client-first-message.
+//! `e=no-resources` at the first line the server writes, `e=other-error` when
+//! the shared penalty store cannot be read ([`crate::Refusal::Unavailable`]);
+//! its reason is in the server's log. A client that sends an empty line 2 (no
+//! initial response) is sent an empty challenge and then gives its
+//! client-first-message.
 //!
 //! Over the optional TLS 1.3 listener ([`SaslServer::with_tls`]) the server
 //! offers `SCRAM-SHA-256-PLUS` with channel binding `tls-exporter` (RFC 9266): a
@@ -46,7 +48,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::admission::{Admission, ConnectionGuard, LoginOutcome, PeerKey};
+use crate::admission::{Admission, ConnectionGuard, LoginOutcome, PeerKey, Refusal};
 use crate::error::NetError;
 use crate::framing::{read_line, write_line};
 use crate::log::{Escaped, escaped};
@@ -404,9 +406,9 @@ where
             let _ = send_error(&mut io, ServerErrorValue::InvalidEncoding).await;
             return;
         };
-        if let Err(refusal) = self.admission.check_login(peer, None) {
+        if let Err(refusal) = self.admission.admit_login(peer, None).await {
             debug!(%peer, reason = %refusal.message(), "standard SCRAM login refused");
-            let _ = send_error(&mut io, ServerErrorValue::NoResources).await;
+            let _ = send_error(&mut io, refusal_value(&refusal)).await;
             return;
         }
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
@@ -414,7 +416,7 @@ where
             match self.first(&mechanism, &client_first, channel, peer, &mut rng).await {
                 Ok(step) => step,
                 Err(failure) => {
-                    self.failed(peer, &failure);
+                    self.failed(peer, &failure).await;
                     let _ = send_error(&mut io, failure.value).await;
                     return;
                 }
@@ -429,7 +431,7 @@ where
         };
         match pending.receive_final(&client_final) {
             Ok((server_final, auth)) => {
-                self.admission.record_login(peer, LoginOutcome::Authenticated(auth.username()));
+                self.admission.learn_login(peer, LoginOutcome::Authenticated(auth.username())).await;
                 info!(
                     %peer,
                     username = %Escaped(auth.username()),
@@ -445,7 +447,7 @@ where
                 }
             }
             Err(failure) => {
-                self.failed(peer, &failure);
+                self.failed(peer, &failure).await;
                 let _ = send_error(&mut io, failure.value).await;
             }
         }
@@ -463,25 +465,25 @@ where
     ) -> Result<(String, scram_dh::sasl::server::PendingSasl), SaslFailure> {
         let request = ClientFirstRequest::parse(mechanism, client_first, channel)?;
         let username = request.username().to_owned();
-        if let Err(refusal) = self.admission.check_login(peer, Some(&username)) {
+        if let Err(refusal) = self.admission.admit_login(peer, Some(&username)).await {
             debug!(%peer, reason = %refusal.message(), "standard SCRAM login refused");
             return Err(SaslFailure {
-                value: ServerErrorValue::NoResources,
-                error: Error::Busy,
+                value: refusal_value(&refusal),
+                error: refusal.error(),
                 username: None,
             });
         }
         self.engine.sasl_continue(request, rng).await
     }
 
-    fn failed(&self, peer: PeerKey, failure: &SaslFailure) {
+    async fn failed(&self, peer: PeerKey, failure: &SaslFailure) {
         let account = failure.username.as_deref();
         if failure.is_failed_proof() {
             // The reason tells a wrong password from a record with random labels.
             debug!(%peer, account = ?account.map(Escaped), reason = %escaped(&failure.error), "standard SCRAM proof failed");
-            self.admission.record_login(peer, LoginOutcome::FailedProof(account));
+            self.admission.learn_login(peer, LoginOutcome::FailedProof(account)).await;
         } else {
-            self.admission.record_login(peer, LoginOutcome::Other);
+            self.admission.learn_login(peer, LoginOutcome::Other).await;
             match failure.error.code() {
                 scram_dh::ErrorCode::ServerError => {
                     warn!(%peer, account = ?account.map(Escaped), error = %escaped(&failure.error), "standard SCRAM failed");
@@ -494,6 +496,16 @@ where
                 ),
             }
         }
+    }
+}
+
+/// The `e=` value of an admission refusal: `no-resources` for caps and
+/// penalties, `other-error` when the shared penalty store is down (the server's
+/// fault, not the client's load).
+fn refusal_value(refusal: &Refusal) -> ServerErrorValue {
+    match refusal {
+        Refusal::Unavailable => ServerErrorValue::OtherError,
+        _ => ServerErrorValue::NoResources,
     }
 }
 

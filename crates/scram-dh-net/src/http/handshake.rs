@@ -13,9 +13,13 @@ use scram_dh::message::{ClientMessage, ServerMessage};
 use scram_dh::{CredentialStore, ErrorCode, Outcome, SessionStore};
 use tracing::{debug, info, warn};
 
-use super::{FrontState, MAX_HANDSHAKE_BODY, error_response, refusal_response, status_of};
+use super::sessions::Unavailable;
+use super::{
+    FrontState, MAX_HANDSHAKE_BODY, error_response, refusal_response, status_of, unavailable_response,
+};
 use crate::handshake::admitted_step;
 use crate::log::{Escaped, escaped};
+use crate::server::now_ms;
 
 type St<C, S> = State<Arc<FrontState<C, S>>>;
 
@@ -133,15 +137,21 @@ where
                     "no session keys",
                 );
             };
-            let Some(sid) = st.sessions.create(&username, keys) else {
-                info!(%peer, username = %Escaped(&username), "http session refused: cap");
-                let mut r = error_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::Busy,
-                    "server busy: HTTP session limit reached; try again later",
-                );
-                r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
-                return r;
+            let created = st.sessions.create(&username, &keys, now_ms()).await;
+            drop(keys);
+            let sid = match created {
+                Ok(Some(sid)) => sid,
+                Ok(None) => {
+                    info!(%peer, username = %Escaped(&username), "http session refused: cap");
+                    let mut r = error_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        ErrorCode::Busy,
+                        "server busy: HTTP session limit reached; try again later",
+                    );
+                    r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
+                    return r;
+                }
+                Err(Unavailable(message)) => return unavailable_response(message),
             };
             info!(%peer, username = %Escaped(&username), front = "http", "authenticated");
             proof.session_id = Some(sid);

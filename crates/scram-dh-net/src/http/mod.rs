@@ -9,6 +9,14 @@
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
 //! keyed by the socket address, never a header.
+//!
+//! Several fronts behind a load balancer behave as one (issue 9) when they share
+//! an [`HttpSessionStore`] ([`HttpFront::with_session_store`]; the channel keys in
+//! it are sealed by the engine, so every node needs the same cluster secret), an
+//! admission layer made with [`Admission::with_penalty_store`], and the engine's
+//! stores: a session made on one node serves signed requests on any, each seq
+//! is accepted once across all of them, and a logout on one ends it everywhere.
+//! A shared store that fails refuses the request with 503 `server_error`.
 
 mod gateway;
 mod handshake;
@@ -25,6 +33,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use scram_dh::cluster::{HttpSessionLimits, HttpSessionStore, MemoryHttpSessionStore};
 use scram_dh::{CredentialStore, ErrorCode, ServerEngine, SessionStore};
 
 use crate::admission::{Admission, Refusal};
@@ -40,7 +49,9 @@ pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
 /// The header the gateway sets to the authenticated user.
 pub const USER_HEADER: &str = "x-scram-dh-user";
 
-/// Settings of the HTTP front.
+/// Settings of the HTTP front. The four session bounds are those of the memory
+/// session store [`HttpFront::new`] makes ([`session_limits`](Self::session_limits));
+/// a store given to [`HttpFront::with_session_store`] has its own.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// A session unused this long ends (default 15 min).
@@ -73,6 +84,24 @@ impl Default for HttpOptions {
     }
 }
 
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl HttpOptions {
+    /// The session bounds as an [`HttpSessionStore`] takes them.
+    #[must_use]
+    pub fn session_limits(&self) -> HttpSessionLimits {
+        HttpSessionLimits {
+            idle_ms: millis(self.idle_timeout),
+            lifetime_ms: millis(self.lifetime),
+            max_sessions: self.max_sessions,
+            max_per_user: self.max_sessions_per_user,
+        }
+    }
+}
+
 pub(crate) struct FrontState<C, S> {
     pub(crate) engine: Arc<ServerEngine<C, S>>,
     pub(crate) admission: Arc<Admission>,
@@ -99,7 +128,9 @@ where
     S: SessionStore + Send + Sync + 'static,
 {
     /// A front over a (shared) engine and admission layer; `passwd` applies
-    /// `passwd_bounds` ([`crate::KvLimits::passwd_bounds`]).
+    /// `passwd_bounds` ([`crate::KvLimits::passwd_bounds`]). Its HTTP sessions
+    /// live in this process ([`MemoryHttpSessionStore`] with
+    /// [`HttpOptions::session_limits`]).
     #[must_use]
     pub fn new(
         engine: Arc<ServerEngine<C, S>>,
@@ -107,12 +138,22 @@ where
         passwd_bounds: PasswdBounds,
         options: HttpOptions,
     ) -> Self {
-        let sessions = Arc::new(Sessions::new(
-            options.idle_timeout,
-            options.lifetime,
-            options.max_sessions,
-            options.max_sessions_per_user,
-        ));
+        let store = Arc::new(MemoryHttpSessionStore::new(options.session_limits()));
+        Self::with_session_store(engine, admission, passwd_bounds, options, store)
+    }
+
+    /// A front whose HTTP sessions live in `store`, which other nodes may share
+    /// (module docs); the store's own bounds apply, not `options`' session fields.
+    #[must_use]
+    pub fn with_session_store(
+        engine: Arc<ServerEngine<C, S>>,
+        admission: Arc<Admission>,
+        passwd_bounds: PasswdBounds,
+        options: HttpOptions,
+        store: Arc<dyn HttpSessionStore>,
+    ) -> Self {
+        let sealer: Arc<dyn sessions::Sealer> = Arc::clone(&engine) as _;
+        let sessions = Arc::new(Sessions::new(store, sealer));
         let upstream = options.upstream.as_deref().map(|base| gateway::Upstream::new(base, &options));
         Self { state: Arc::new(FrontState { engine, admission, passwd_bounds, sessions, options, upstream }) }
     }
@@ -226,8 +267,21 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// `429 busy` with `Retry-After` when the refusal knows when.
+/// `503 server_error` with `Retry-After: 1` and `message`: shared state (a
+/// session or penalty store) could not be read or written, so the request is
+/// refused rather than served unchecked (fail closed).
+pub(crate) fn unavailable_response(message: &str) -> Response {
+    let mut r = error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServerError, message);
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// `429 busy` with `Retry-After` when the refusal knows when; `503
+/// server_error` for [`Refusal::Unavailable`].
 pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
+    if *refusal == Refusal::Unavailable {
+        return unavailable_response(&refusal.message());
+    }
     let retry = match refusal {
         Refusal::RateLimited { retry_after }
         | Refusal::PeerPenalty { retry_after }

@@ -15,8 +15,9 @@
 //! the engine's session store (`sasl_park`/`sasl_resume`: single use, the
 //! engine's TTL, per-peer and global caps). Every step goes through the
 //! admission layer as an A1 without a channel does: penalties checked before
-//! any work ([`Admission::check_login`]), failed proofs counted per peer and
-//! per account and successes trusted ([`Admission::record_login`]). Only the
+//! any work ([`crate::Admission::admit_login`]), failed proofs counted per peer and
+//! per account and successes trusted ([`crate::Admission::learn_login`]), in the
+//! shared penalty store when there is one. Only the
 //! final request is served: `requests-scram` repeats the method and body on
 //! each round trip.
 
@@ -199,20 +200,20 @@ where
     // Parsed first for the name the penalties need, before any store read.
     let request = match ClientFirstRequest::parse(MECHANISM, message, ServerChannel::None) {
         Ok(request) => request,
-        Err(failure) => return sasl_failure(st, peer, &failure),
+        Err(failure) => return sasl_failure(st, peer, &failure).await,
     };
-    if let Err(refusal) = st.admission.check_login(peer, Some(request.username())) {
+    if let Err(refusal) = st.admission.admit_login(peer, Some(request.username())).await {
         debug!(%peer, reason = %refusal.message(), "rfc7804 login refused");
         return refusal_response(&refusal);
     }
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let (server_first, pending) = match st.engine.sasl_continue(request, &mut rng).await {
         Ok(started) => started,
-        Err(failure) => return sasl_failure(st, peer, &failure),
+        Err(failure) => return sasl_failure(st, peer, &failure).await,
     };
     let sid = match st.engine.sasl_park(pending, &peer.to_string(), now_ms(), &mut rng).await {
         Ok(sid) => sid,
-        Err(failure) => return sasl_failure(st, peer, &failure),
+        Err(failure) => return sasl_failure(st, peer, &failure).await,
     };
     let challenge = format!("{RFC7804_SCHEME} sid={sid}, data={}", encode_data(&server_first));
     let mut response = StatusCode::UNAUTHORIZED.into_response();
@@ -233,17 +234,20 @@ where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
 {
-    let pending = st.engine.sasl_resume(sid, now_ms()).await.map_err(|f| sasl_failure(st, peer, &f))?;
+    let pending = match st.engine.sasl_resume(sid, now_ms()).await {
+        Ok(pending) => pending,
+        Err(f) => return Err(sasl_failure(st, peer, &f).await),
+    };
     let account = pending.username().to_owned();
     match pending.receive_final(message) {
         Ok((server_final, auth)) => {
-            st.admission.record_login(peer, LoginOutcome::Authenticated(auth.username()));
+            st.admission.learn_login(peer, LoginOutcome::Authenticated(auth.username())).await;
             info!(%peer, username = %Escaped(auth.username()), front = "http", mechanism = MECHANISM, "authenticated");
             Ok((server_final, ScramDhUser { username: auth.username().to_owned() }))
         }
         Err(mut failure) => {
             failure.username.get_or_insert(account);
-            Err(sasl_failure(st, peer, &failure))
+            Err(sasl_failure(st, peer, &failure).await)
         }
     }
 }
@@ -271,13 +275,13 @@ where
 }
 
 /// Records a failed step for the penalties, logs it, and answers it.
-fn sasl_failure<C, S>(st: &FrontState<C, S>, peer: PeerKey, failure: &SaslFailure) -> Response {
+async fn sasl_failure<C, S>(st: &FrontState<C, S>, peer: PeerKey, failure: &SaslFailure) -> Response {
     let outcome = if failure.is_failed_proof() {
         LoginOutcome::FailedProof(failure.username.as_deref())
     } else {
         LoginOutcome::Other
     };
-    st.admission.record_login(peer, outcome);
+    st.admission.learn_login(peer, outcome).await;
     let account = failure.username.as_deref().map(Escaped);
     let code = code_of(failure);
     match code {

@@ -1,7 +1,9 @@
 //! Signed requests (SPEC 7): the layer that verifies `Authorization: SCRAM-DH
 //! sid=…, seq=…, mac=…` (MAC first, then the anti-replay window, so a forged
 //! request cannot burn a seq), buffers the body under a limit, and MACs the
-//! response; the [`ScramDhUser`] extractor; `whoami`, `logout`, `passwd`.
+//! response; the [`ScramDhUser`] extractor; `whoami`, `logout`, `passwd`. The
+//! sessions may live in a store other nodes share ([`super::sessions`]); when it
+//! fails, the request is refused with 503 `server_error`, never served.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,10 +22,11 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use super::rfc7804::{Rfc7804Verified, Unauthenticated};
-use super::sessions::{SessionRefusal, Sessions};
-use super::{FrontState, USER_HEADER, error_response};
+use super::sessions::{SessionRefusal, Sessions, Unavailable};
+use super::{FrontState, USER_HEADER, error_response, unavailable_response};
 use crate::http_auth::{Authorization, RESPONSE_MAC_HEADER, encode_mac, request_mac, response_mac};
 use crate::passwd::{PasswdError, PasswdRequest, replace_credential};
+use crate::server::now_ms;
 
 /// The challenge of a 401 for a missing or refused SCRAM-DH signature.
 pub const SCRAM_DH_CHALLENGE: &str = "SCRAM-DH realm=\"scram-dh\"";
@@ -164,8 +167,10 @@ where
         Ok(Err(e)) => return unauthorized(ErrorCode::AuthenticationFailed, &e.to_string()),
         Err(_) => return unauthorized(ErrorCode::AuthenticationFailed, "malformed Authorization header"),
     };
-    let Some(live) = sessions.get(&auth.sid) else {
-        return unauthorized(ErrorCode::UnknownSession, "unknown or expired session");
+    let live = match sessions.get(&auth.sid, now_ms()).await {
+        Ok(Some(live)) => live,
+        Ok(None) => return unauthorized(ErrorCode::UnknownSession, "unknown or expired session"),
+        Err(Unavailable(message)) => return unavailable_response(message),
     };
     let (mut parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, max_body).await else {
@@ -180,7 +185,7 @@ where
     if !bool::from(expected.ct_eq(&auth.mac)) {
         return unauthorized(ErrorCode::AuthenticationFailed, "bad request MAC");
     }
-    match sessions.accept(&auth.sid, auth.seq) {
+    match sessions.accept(&auth.sid, auth.seq, live.window, now_ms()).await {
         Ok(()) => {}
         Err(SessionRefusal::Unknown) => {
             return unauthorized(ErrorCode::UnknownSession, "unknown or expired session");
@@ -188,6 +193,7 @@ where
         Err(SessionRefusal::Replay) => {
             return unauthorized(ErrorCode::AuthenticationFailed, "replayed or too old seq");
         }
+        Err(SessionRefusal::Unavailable(Unavailable(message))) => return unavailable_response(message),
     }
     parts.extensions.insert(ScramDhUser { username: live.username.clone() });
     parts.extensions.insert(SessionId(auth.sid.clone()));
@@ -208,13 +214,16 @@ pub(super) async fn whoami(user: ScramDhUser) -> Response {
     Json(serde_json::json!({"username": user.username})).into_response()
 }
 
-/// `POST /v1/logout`: later requests in the session get 401.
+/// `POST /v1/logout`: later requests in the session get 401, on every node
+/// sharing the session store (503 when the store cannot end it).
 pub(super) async fn logout<C, S>(
     State(st): State<Arc<FrontState<C, S>>>,
     user: ScramDhUser,
     axum::Extension(SessionId(sid)): axum::Extension<SessionId>,
 ) -> Response {
-    st.sessions.end(&sid);
+    if let Err(Unavailable(message)) = st.sessions.end(&sid).await {
+        return unavailable_response(message);
+    }
     Json(serde_json::json!({"username": user.username, "result": "logged out"})).into_response()
 }
 
