@@ -33,15 +33,26 @@
 //!   that wants SQLite only can say `default-features = false, features = ["sqlite"]`.
 //!   Needs a Tokio runtime.
 //!
+//! - `redis` (default): [`RedisStore`], the state several server nodes share
+//!   besides credentials, in one Redis server: the engine's in-flight handshakes
+//!   ([`scram_dh::SessionStore`], SPEC 5), the HTTP sessions with their anti-replay
+//!   windows ([`scram_dh::cluster::HttpSessionStore`]) and the failed-proof
+//!   penalties ([`scram_dh::cluster::PenaltyStore`]); redis-rs with its
+//!   reconnecting `ConnectionManager`. Needs a Tokio runtime.
+//!
 //! Features choose backends only; they never change protocol behaviour.
 
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use scram_dh::record::{CredentialStore, Inserted, Record, StoreError};
 
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisOptions, RedisStore};
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PostgresCredentialStore};
 #[cfg(feature = "sqlite")]

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod pg;
+pub mod redis;
 
 use std::future::Future;
 use std::path::PathBuf;
