@@ -440,7 +440,7 @@ struct Conn {
 
 struct Inner {
     conn: Mutex<Conn>,
-    /// To build a new manager when the old one gives up for good (see `run`).
+    /// To build a new manager when the old one gives up for good (see `renew`).
     client: Client,
     config: ConnectionManagerConfig,
     scripts: Scripts,
@@ -542,12 +542,13 @@ impl RedisStore {
                 .get_multiplexed_async_connection_with_config(&direct)
                 .await
                 .map_err(|e| fail("", e.to_string()))?;
-            let info: String = ::redis::cmd("INFO")
-                .arg("server")
-                .query_async(&mut probe)
-                .await
-                .map_err(|e| fail("INFO: ", e.to_string()))?;
-            check_version(&info).map_err(|v| fail("", v))?;
+            // A server that refuses INFO (renamed or denied by an ACL) is taken as
+            // recent enough; one that answers must be.
+            match ::redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await {
+                Ok(info) => check_version(&info).map_err(|v| fail("", v))?,
+                Err(e) if is_unavailable(&e) => return Err(fail("INFO: ", e.to_string())),
+                Err(_) => {}
+            }
             let mut conn = ConnectionManager::new_with_config(client.clone(), config.clone())
                 .await
                 .map_err(|e| fail("", e.to_string()))?;
