@@ -35,7 +35,9 @@
 //! returns a [`StoreError`] starting `redis unavailable:` within that time, never
 //! hangs and never answers as if it had succeeded (fail closed). Once Redis is back
 //! the same store works again, with no restart: the manager reconnects and the
-//! scripts reload. Nothing is retried behind the caller's back, so a call whose
+//! scripts reload. (The manager retries only after I/O errors; when a
+//! reconnection is refused, say the server's password changed and changed back,
+//! the store replaces the manager so that the next call starts over.) Nothing is retried behind the caller's back, so a call whose
 //! answer was lost is never applied twice. Error messages and `Debug` output show
 //! the URL through [`redact_url`]; values are opaque and never logged.
 //!
@@ -64,7 +66,7 @@
 
 use core::fmt;
 use core::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -95,8 +97,9 @@ fn clamp(ms: u64) -> u64 {
 /// Where the Redis server is and what the store may hold.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://[user][:password]@host[:port][/db]`, `rediss://…` is not built in
-    /// (no TLS), `redis+unix:///path?db=N&pass=…` for a Unix socket.
+    /// `redis://[user][:password]@host[:port][/db]`, or
+    /// `redis+unix:///path?db=N&pass=…` for a Unix socket. TLS (`rediss://`) is
+    /// not built in: use loopback, a private network or a TLS tunnel.
     pub url: String,
     /// Prepended to every key (default `scram-dh:`).
     pub prefix: String,
@@ -429,8 +432,17 @@ impl Scripts {
     }
 }
 
+/// The manager and how many times it was replaced.
+struct Conn {
+    generation: u64,
+    manager: ConnectionManager,
+}
+
 struct Inner {
-    conn: ConnectionManager,
+    conn: Mutex<Conn>,
+    /// To build a new manager when the old one gives up for good (see `renew`).
+    client: Client,
+    config: ConnectionManagerConfig,
     scripts: Scripts,
     shown_url: String,
     secrets: Vec<String>,
@@ -467,12 +479,29 @@ fn scrub(text: String, secrets: &[String]) -> String {
     secrets.iter().fold(text, |t, s| t.replace(s.as_str(), "***"))
 }
 
+/// Whether `e` says the server cannot serve now (down, unreachable, refusing
+/// the credentials, loading, read-only replica) rather than rejecting the call.
+fn is_unavailable(e: &RedisError) -> bool {
+    use ::redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ClusterDown
+                        | ServerErrorKind::ReadOnly
+                )
+        )
+}
+
 fn describe(e: &RedisError) -> &'static str {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        "redis unavailable"
-    } else {
-        "redis error"
-    }
+    if is_unavailable(e) { "redis unavailable" } else { "redis error" }
 }
 
 impl RedisStore {
@@ -495,6 +524,15 @@ impl RedisStore {
         };
         let client = Client::open(opts.url.as_str())
             .map_err(|e| StoreError(scrub(format!("redis: invalid URL {shown_url}: {e}"), &secrets)))?;
+        // Few, quick reconnection attempts: while Redis is down a call fails fast
+        // instead of waiting out a long backoff, and every failed call starts a
+        // new attempt, so the first call after Redis returns reconnects.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(t))
+            .set_response_timeout(Some(t))
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(200))
+            .set_number_of_retries(2);
         let setup = async {
             // One direct attempt first: its error (refused, wrong password) is the
             // one to report; the manager below would retry it with backoff.
@@ -504,23 +542,14 @@ impl RedisStore {
                 .get_multiplexed_async_connection_with_config(&direct)
                 .await
                 .map_err(|e| fail("", e.to_string()))?;
-            let info: String = ::redis::cmd("INFO")
-                .arg("server")
-                .query_async(&mut probe)
-                .await
-                .map_err(|e| fail("INFO: ", e.to_string()))?;
-            check_version(&info).map_err(|v| fail("", v))?;
-            // Few, quick reconnection attempts: while Redis is down a call fails
-            // fast instead of waiting out a long backoff, and every failed call
-            // starts a new attempt, so the first call after Redis returns
-            // reconnects.
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(t))
-                .set_response_timeout(Some(t))
-                .set_min_delay(Duration::from_millis(20))
-                .set_max_delay(Duration::from_millis(200))
-                .set_number_of_retries(2);
-            let mut conn = ConnectionManager::new_with_config(client.clone(), config)
+            // A server that refuses INFO (renamed or denied by an ACL) is taken as
+            // recent enough; one that answers must be.
+            match ::redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await {
+                Ok(info) => check_version(&info).map_err(|v| fail("", v))?,
+                Err(e) if is_unavailable(&e) => return Err(fail("INFO: ", e.to_string())),
+                Err(_) => {}
+            }
+            let mut conn = ConnectionManager::new_with_config(client.clone(), config.clone())
                 .await
                 .map_err(|e| fail("", e.to_string()))?;
             let scripts = Scripts::new();
@@ -538,7 +567,9 @@ impl RedisStore {
             .map_err(|_| fail("", format!("no answer within {} ms", t.as_millis())))??;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn,
+                conn: Mutex::new(Conn { generation: 0, manager: conn }),
+                client,
+                config,
                 scripts,
                 shown_url,
                 secrets,
@@ -576,14 +607,39 @@ impl RedisStore {
         F: Future<Output = RedisResult<T>>,
     {
         let t = self.inner.op_timeout;
-        match tokio::time::timeout(t, call(self.inner.conn.clone())).await {
+        let (generation, manager) = {
+            let conn = self.inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            (conn.generation, conn.manager.clone())
+        };
+        match tokio::time::timeout(t, call(manager)).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(op, &e)),
+            Ok(Err(e)) => {
+                if e.kind() == ::redis::ErrorKind::AuthenticationFailed {
+                    self.renew(generation);
+                }
+                Err(self.error(op, &e))
+            }
             Err(_) => Err(StoreError(format!(
                 "redis unavailable: {op} at {}: no answer within {} ms",
                 self.inner.shown_url,
                 t.as_millis()
             ))),
+        }
+    }
+
+    /// Replaces the connection manager of `generation` by a fresh, lazy one. The
+    /// manager reconnects by itself after I/O errors only; one whose reconnection
+    /// was refused (the server changed its password, say) would keep answering
+    /// that refusal, so the next call starts over instead.
+    fn renew(&self, generation: u64) {
+        let mut conn = self.inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.generation != generation {
+            return; // another call renewed it already
+        }
+        if let Ok(manager) =
+            ConnectionManager::new_lazy_with_config(self.inner.client.clone(), self.inner.config.clone())
+        {
+            *conn = Conn { generation: generation + 1, manager };
         }
     }
 

@@ -550,6 +550,51 @@ async fn penalty_concurrent_fails_counted_exactly<F: Fixture>() {
 }
 
 // ---------------------------------------------------------------------------
+// Any time.
+
+/// Real epoch times (13 digits) and times past 10^15 ms, where a store that
+/// printed numbers as floating point would round them, and TTLs that saturate.
+async fn large_times_are_exact<F: Fixture>() {
+    let f = F::new(http_limits(1000, 10_000, 100, 10)).await;
+    for now in [1_764_600_000_123u64, (1 << 50) + 7] {
+        let s = f.engine().await;
+        let k = key(77, A);
+        assert_eq!(s.insert(&k, "p", val(b"v"), now, 10).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!(s.insert(&k, "p", val(b"w"), now + 9, 10).await.unwrap(), SessionInsert::Exists);
+        assert!(s.take(&k, now + 10).await.unwrap().is_none(), "expired at exactly now + ttl");
+        assert_eq!(s.insert(&k, "p", val(b"v"), now, u64::MAX).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!(s.insert(&k, "p", val(b"w"), now + 1_000_000, 10).await.unwrap(), SessionInsert::Exists);
+        assert!(s.take(&k, now + 1_000_000).await.unwrap().is_some(), "a saturating ttl never expires");
+
+        let h = f.http().await;
+        let id = format!("big{now}");
+        assert!(h.create(&id, &rec("alice", 1), now).await.unwrap());
+        assert_eq!(h.swap_window(&id, &[1; 16], &[2; 16], now + 500).await.unwrap(), WindowSwap::Swapped);
+        assert!(h.get(&id, now + 1499).await.unwrap().is_some(), "extended to now + 500 + idle");
+        assert!(h.get(&id, now + 1500).await.unwrap().is_none());
+        h.end(&id).await.unwrap();
+
+        let p = f.penalty().await;
+        let rule = PenaltyRule { free: 0, base_ms: 100, max_ms: 1000, forget_ms: 60_000 };
+        let pk = format!("peer:{now}");
+        assert_eq!(p.fail(&pk, &rule, now).await.unwrap(), Some(100));
+        assert_eq!(p.wait(&pk, now + 99).await.unwrap(), Some(1));
+        assert_eq!(p.wait(&pk, now + 100).await.unwrap(), None);
+        assert_eq!(p.fail(&pk, &rule, now + 59_999).await.unwrap(), Some(200), "remembered");
+        assert_eq!(p.fail(&pk, &rule, now + 119_999).await.unwrap(), Some(100), "forgotten");
+        p.trust(&pk, 1, now).await.unwrap();
+        assert!(p.trusted(&pk, now).await.unwrap());
+        assert!(!p.trusted(&pk, now + 1).await.unwrap());
+        p.trust(&pk, u64::MAX, now).await.unwrap();
+        assert!(p.trusted(&pk, now + 1_000_000_000).await.unwrap());
+        let huge = PenaltyRule { free: 0, base_ms: u64::MAX / 4, max_ms: u64::MAX, forget_ms: u64::MAX };
+        let w = p.fail("huge", &huge, now).await.unwrap().unwrap();
+        assert!(w >= 1 << 52, "a huge wait stays huge ({w})");
+        assert!(p.wait("huge", now + 1_000_000).await.unwrap().is_some());
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 macro_rules! cases {
     ($fixture:ty; $($case:ident),* $(,)?) => {
@@ -583,6 +628,7 @@ macro_rules! suite {
                 penalty_keys_are_independent_and_opaque,
                 trust_expires,
                 penalty_concurrent_fails_counted_exactly,
+                large_times_are_exact,
             );
         }
     };
@@ -746,6 +792,50 @@ mod redis_only {
         }
         for (name, r) in every_method(&store, 3000).await {
             assert!(r.is_ok(), "{name} after the hang: {r:?}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_credentials_fail_closed_then_recover() {
+        // An operator changes the server's password and drops every connection,
+        // then puts the right one back: the store reconnects by itself.
+        let server = Server::new();
+        let mut o = options(&server);
+        o.op_timeout = Duration::from_millis(500);
+        let store = RedisStore::connect(o).await.unwrap();
+        PenaltyStore::trust(&store, "t", 600_000, 0).await.unwrap();
+        let mut admin = raw(&server).await;
+        let () = ::redis::cmd("CONFIG")
+            .arg(&["SET", "requirepass", "Other-S3cret-Pass"])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let _: i64 =
+            ::redis::cmd("CLIENT").arg(&["KILL", "TYPE", "normal"]).query_async(&mut admin).await.unwrap();
+        for _ in 0..3 {
+            let msg = PenaltyStore::trusted(&store, "t", 1).await.unwrap_err().0;
+            assert!(msg.starts_with("redis unavailable"), "{msg}");
+            assert!(!msg.contains("Other-S3cret-Pass"), "{msg}");
+            no_secret(&msg);
+        }
+        let () = ::redis::cmd("CONFIG")
+            .arg(&["SET", "requirepass", PASSWORD])
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        loop {
+            match PenaltyStore::trusted(&store, "t", 1).await {
+                Ok(trusted) => {
+                    assert!(trusted);
+                    break;
+                }
+                Err(e) => assert!(started.elapsed() < Duration::from_secs(10), "not back: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for (name, r) in every_method(&store, 3000).await {
+            assert!(r.is_ok(), "{name} after the password came back: {r:?}");
         }
     }
 
