@@ -15,7 +15,8 @@ use tracing::{debug, info, warn};
 
 use super::sessions::Unavailable;
 use super::{
-    FrontState, MAX_HANDSHAKE_BODY, error_response, refusal_response, status_of, unavailable_response,
+    FrontState, MAX_HANDSHAKE_BODY, error_response, failure_status, refusal_response, status_of,
+    unavailable_response,
 };
 use crate::handshake::admitted_step;
 use crate::log::{Escaped, escaped};
@@ -126,7 +127,7 @@ where
                 }
                 code => debug!(%peer, %code, error = %escaped(&error), "handshake refused"),
             }
-            json(status_of(error.code()), &reply)
+            json(failure_status(&error), &reply)
         }
         Outcome::Authenticated { reply, auth } => {
             let (username, keys) = auth.into_parts();

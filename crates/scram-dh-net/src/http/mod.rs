@@ -267,6 +267,16 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
+/// The status of a failed step: as [`status_of`] its code, but 503 for a store
+/// failure (a credential or session store that is down or unreachable: the
+/// client may retry, on this node or another).
+pub(crate) fn failure_status(error: &scram_dh::Error) -> StatusCode {
+    match error {
+        scram_dh::Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        e => status_of(e.code()),
+    }
+}
+
 /// `503 server_error` with `Retry-After: 1` and `message`: shared state (a
 /// session or penalty store) could not be read or written, so the request is
 /// refused rather than served unchecked (fail closed).

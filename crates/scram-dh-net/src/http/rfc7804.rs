@@ -39,7 +39,7 @@ use tower::{Layer, Service};
 use tracing::{debug, info, warn};
 
 use super::signed::ScramDhUser;
-use super::{FrontState, error_response, refusal_response};
+use super::{FrontState, error_response, failure_status, refusal_response};
 use crate::admission::{LoginOutcome, PeerKey};
 use crate::http_auth::{
     AUTHENTICATION_INFO, MAX_RFC7804_HEADER, REALM, RFC7804_SCHEME, decode_data, encode_data,
@@ -304,7 +304,7 @@ async fn sasl_failure<C, S>(st: &FrontState<C, S>, peer: PeerKey, failure: &Sasl
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
-        ErrorCode::ServerError => error_response(StatusCode::INTERNAL_SERVER_ERROR, code, &message),
+        ErrorCode::ServerError => error_response(failure_status(&failure.error), code, &message),
         code => failure_response(code, &message, Some(&failure.server_final())),
     }
 }

@@ -261,6 +261,9 @@ where
         Err(e @ PasswdError::NoSuchUser) => {
             error_response(StatusCode::UNAUTHORIZED, ErrorCode::AuthenticationFailed, &e.to_string())
         }
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError, &e.to_string()),
+        // The store failed (logged by replace_credential): retryable.
+        Err(e @ PasswdError::Store) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServerError, &e.to_string())
+        }
     }
 }
