@@ -148,7 +148,7 @@ node_start() { # index
 up() {
     [ -x "$PG_BIN/initdb" ] || die "PostgreSQL 15 is missing (scripts/peers.sh installs it)"
     command -v redis-server >/dev/null || die "redis-server is missing (scripts/peers.sh installs it)"
-    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || die "nginx is missing (scripts/peers.sh installs it)"
+    [ -x /usr/sbin/nginx ] || die "nginx is missing (scripts/peers.sh installs it)"
     if [ -f "$DIR/env" ]; then die "$DIR already holds a cluster (scripts/cluster.sh down $DIR first)"; fi
     BIN="${SCRAM_DH_BIN:-$ROOT/target/release/scram-dh}"
     if [ ! -x "$BIN" ]; then
@@ -201,18 +201,18 @@ up() {
 
     nginx_conf >"$DIR/nginx/nginx.conf"
     if [ "$(id -u)" -eq 0 ]; then chown -R "$(awk '/^user/ {sub(";","",$2); print $2}' "$DIR/nginx/nginx.conf")" "$DIR/nginx/tmp"; fi
-    nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" \
+    /usr/sbin/nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" \
         || die "nginx did not start (log: $DIR/nginx/error.log)"
     wait_for "nginx" 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $LB_PORT), 1)" || exit 1
     echo "cluster up in $DIR: $NODES node(s) behind nginx at $LB_URL"
-    echo "  fingerprint: $(grep -o 'host key [^ ]*' "$DIR/node1/serve.log" | head -1 | cut -d' ' -f3)"
+    echo "  host key: $(grep '^listening on' "$DIR/node1/serve.log" | sed 's/.* host key \([^ ]*\).*/\1/')"
     echo "  try: $BIN register alice --http $LB_URL"
 }
 
 down() {
     [ -f "$DIR/env" ] || { echo "cluster.sh: nothing in $DIR"; return 0; }
     load_env
-    if [ -f "$DIR/nginx/nginx.pid" ]; then nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" -s stop 2>/dev/null || true; fi
+    if [ -f "$DIR/nginx/nginx.pid" ]; then /usr/sbin/nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" -s stop 2>/dev/null || true; fi
     for ((i = 1; i <= NODES; i++)); do
         if [ -f "$DIR/node$i/pid" ]; then kill "$(cat "$DIR/node$i/pid")" 2>/dev/null || true; fi
     done

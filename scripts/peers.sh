@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the independent peers of the standard-SCRAM interop tests
 # (crates/scram-dh-cli/tests/std_interop.rs), tcpdump for the packet-capture
-# test (tests/capture.rs), and redis-server for the Redis store tests
-# (crates/scram-dh-store/tests/session_suite.rs), each only when it is missing:
+# test (tests/capture.rs), redis-server for the Redis store tests
+# (crates/scram-dh-store/tests/session_suite.rs), and nginx for the multi-node
+# deployment (scripts/cluster.sh, tests/multinode.rs), each only when it is missing:
 #   Debian: gsasl, socat, postgresql (server 15: /usr/lib/postgresql/15/bin/initdb), tcpdump,
-#           redis-server + redis-tools
+#           redis-server + redis-tools, nginx
 #   PyPI:   interop/requirements.txt (scramp, requests-scram; pinned) in target/peers-venv
 #   npm:    interop/node (gel; package-lock.json) with `npm ci`, run by the machine's node
 # Idempotent; prints what it installed; exits non-zero when something cannot be installed.
@@ -31,6 +32,7 @@ command -v tcpdump >/dev/null 2>&1 || debs+=(tcpdump)
 [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] || debs+=(postgresql-15)
 command -v psql >/dev/null 2>&1 || debs+=(postgresql-client-15)
 command -v redis-server >/dev/null 2>&1 || debs+=(redis-server redis-tools)
+[ -x /usr/sbin/nginx ] || debs+=(nginx)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || debs+=(python3-venv)
@@ -46,6 +48,7 @@ command -v tcpdump >/dev/null 2>&1 || die "tcpdump missing after install"
 [ -x "$PG_BIN/initdb" ] || die "$PG_BIN/initdb missing after install (PostgreSQL 15)"
 id postgres >/dev/null 2>&1 || die "no postgres user (the postgresql package makes it)"
 command -v redis-server >/dev/null 2>&1 || die "redis-server missing after install"
+[ -x /usr/sbin/nginx ] || die "nginx missing after install"
 command -v node >/dev/null 2>&1 || die "node missing after install"
 
 # Python venv with the pinned peers. A stamp holds the requirements it was made from.
@@ -70,7 +73,7 @@ if [ ! -d interop/node/node_modules/gel ] || ! cmp -s interop/node/package-lock.
 fi
 
 if [ "${#installed[@]}" -eq 0 ]; then
-    echo "peers.sh: all present (tcpdump, gsasl, socat, PostgreSQL 15, redis-server, $VENV, interop/node)"
+    echo "peers.sh: all present (tcpdump, gsasl, socat, PostgreSQL 15, redis-server, nginx, $VENV, interop/node)"
 else
     for line in "${installed[@]}"; do echo "peers.sh: installed $line"; done
 fi

@@ -276,7 +276,10 @@ async fn run_http(url: &str, args: &BenchArgs) -> Result<()> {
                     break;
                 }
                 let t = Instant::now();
-                match client.login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default()).await {
+                match client
+                    .login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default())
+                    .await
+                {
                     Ok(_) => lat.push(t.elapsed()),
                     Err(_) => failures += 1,
                 }

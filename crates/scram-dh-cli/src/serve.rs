@@ -11,9 +11,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use scram_dh::cluster::HttpSessionStore;
 use scram_dh::{Group, ServerConfig, ServerEngine};
+use scram_dh_net::admission::Admission;
 use scram_dh_net::http::{HttpFront, HttpOptions};
 use scram_dh_net::sasl::{SaslServer, tls_server_config};
-use scram_dh_net::admission::Admission;
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use serde::Deserialize;
 use tracing::info;
@@ -438,8 +438,11 @@ impl ServeArgs {
         {
             return Err(usage(format!("--upstream must be an http:// URL, not {u:?}")));
         }
-        let trusted =
-            if self.trusted_proxies.is_empty() { file.trusted_proxies.unwrap_or_default() } else { self.trusted_proxies };
+        let trusted = if self.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            self.trusted_proxies
+        };
         http_options.trusted_proxies = trusted
             .iter()
             .map(|t| t.parse().map_err(|e| usage(format!("--trusted-proxy {t:?}: {e}"))))
@@ -540,8 +543,8 @@ pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Result
     Ok(config)
 }
 
-use crate::store::{AnySessions, AnyStore};
 pub use crate::store::open_store;
+use crate::store::{AnySessions, AnyStore};
 
 /// The server `build_all` makes, with what its HTTP front needs besides.
 pub struct Built {
@@ -586,7 +589,8 @@ pub async fn build_all(settings: &Settings) -> Result<Built> {
     .await?;
     // `open` reads the records' shapes, so unknown users' replies match them (M6).
     let engine =
-        ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), backends.handshakes).await?;
+        ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), backends.handshakes)
+            .await?;
     let service = KvService::with_limits(store, settings.kv.clone());
     let admission = match backends.penalties {
         Some(penalties) => Admission::with_penalty_store(settings.limits.clone(), penalties),
@@ -664,7 +668,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         let (engine, admission) = (server.engine_arc(), Arc::clone(server.admission()));
         let (bounds, options) = (settings.kv.passwd_bounds(), settings.http_options.clone());
         let front = match &http_sessions {
-            Some(store) => HttpFront::with_session_store(engine, admission, bounds, options, Arc::clone(store)),
+            Some(store) => {
+                HttpFront::with_session_store(engine, admission, bounds, options, Arc::clone(store))
+            }
             None => HttpFront::new(engine, admission, bounds, options),
         };
         info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");

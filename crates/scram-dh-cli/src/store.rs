@@ -1,8 +1,8 @@
 //! The stores a command works on. Credentials: the embedded SQLite file (the
 //! default), or PostgreSQL when `--db` is a `postgres://` (or `postgresql://`) URL.
 //! Sessions (in-flight handshakes, HTTP sessions, guessing penalties): this
-//! process's memory (the default), or Redis when `--sessions` is a `redis://` (or
-//! `rediss://`) URL. With both shared, several `serve` nodes behind one load
+//! process's memory (the default), or Redis when `--sessions` is a `redis://` URL
+//! (plain TCP: loopback or a private network). With both shared, several `serve` nodes behind one load
 //! balancer act as one server (issue 9).
 
 use std::path::Path;
@@ -103,7 +103,7 @@ impl CredentialStore for AnyStore {
 
 /// Whether `sessions` names a Redis server.
 pub fn is_redis(sessions: &str) -> bool {
-    sessions.starts_with("redis://") || sessions.starts_with("rediss://")
+    sessions.starts_with("redis://")
 }
 
 /// `sessions` for logs and messages: a Redis URL without its password.
@@ -223,6 +223,6 @@ mod tests {
     fn redis_urls_are_shown_without_their_password() {
         assert_eq!(display_sessions("redis://:hunter2@127.0.0.1:6379/"), "redis://:***@127.0.0.1:6379/");
         assert_eq!(display_sessions("memory"), "memory");
-        assert!(is_redis("rediss://h") && !is_redis("memory"));
+        assert!(is_redis("redis://h") && !is_redis("rediss://h") && !is_redis("memory"));
     }
 }

@@ -42,7 +42,11 @@ impl Cluster {
         // The PostgreSQL server runs as `postgres` when the tests run as root: it
         // must be able to reach its directory.
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let out = Self::script(dir.path(), "up", &[("NODES", &nodes.to_string()), ("SCRAM_DH_NODE_ARGS", node_args)]);
+        let out = Self::script(
+            dir.path(),
+            "up",
+            &[("NODES", &nodes.to_string()), ("SCRAM_DH_NODE_ARGS", node_args)],
+        );
         assert!(out.status.success(), "{}", peers::show("scripts/cluster.sh up", &out));
         let env = std::fs::read_to_string(dir.path().join("env"))
             .unwrap()
@@ -91,7 +95,8 @@ impl Cluster {
         let log = self.node_log(1);
         let fp = log
             .lines()
-            .find_map(|l| l.split("host key ").nth(1))
+            .filter(|l| l.starts_with("listening on "))
+            .find_map(|l| l.split(" host key ").nth(1))
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no host key in node 1's log:\n{log}"));
         fp.parse().unwrap()
@@ -136,7 +141,8 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &s
 /// POSTs one handshake message to `addr` as client `peer`: the reply.
 fn step(addr: &str, route: &str, msg: &ClientMessage, peer: &str) -> ServerMessage {
     let (status, body) = http(addr, "POST", route, &[("X-Forwarded-For", peer)], &msg.to_json());
-    ServerMessage::from_json(&body).unwrap_or_else(|e| panic!("{route} on {addr}: status {status}, {e}: {body}"))
+    ServerMessage::from_json(&body)
+        .unwrap_or_else(|e| panic!("{route} on {addr}: status {status}, {e}: {body}"))
 }
 
 fn error_of(reply: &ServerMessage) -> Option<(String, String)> {
@@ -167,7 +173,13 @@ fn split_login(
     (a4, a3.message, Some((sid, done.into_session_keys().unwrap())))
 }
 
-fn register(base: &str, user: &str, password: &str, labels: Labels, fp: scram_dh::Fingerprint) -> ClientCredential {
+fn register(
+    base: &str,
+    user: &str,
+    password: &str,
+    labels: Labels,
+    fp: scram_dh::Fingerprint,
+) -> ClientCredential {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let client = HttpClient::new(&format!("http://{base}"), Duration::from_secs(30)).unwrap();
@@ -223,7 +235,8 @@ fn a_login_split_across_nodes_works_and_nothing_replays_on_the_other_node() {
     // The proof consumed on node 2 is refused when replayed on node 1, and on node 2.
     for node in [&n1, &n2] {
         let again = step(node, AUTH_PROOF, &proof, "10.0.0.1");
-        let (code, _) = error_of(&again).unwrap_or_else(|| panic!("replayed proof accepted on {node}: {again:?}"));
+        let (code, _) =
+            error_of(&again).unwrap_or_else(|| panic!("replayed proof accepted on {node}: {again:?}"));
         assert_eq!(code, "unknown_session", "replayed A3 on {node}");
     }
 
@@ -380,8 +393,9 @@ fn redis_and_postgres_dumps_hold_only_sealed_blobs_and_verifiers() {
     let (reply, _, done) = split_login(&n1, &n2, "erin", cred.secret(), "10.0.0.3");
     let (sid, keys) = done.unwrap_or_else(|| panic!("{reply:?}"));
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let parked = AuthClient::start(&mut rng, "erin", cred.secret(), Some(Group::X25519), ClientConfig::default())
-        .unwrap();
+    let parked =
+        AuthClient::start(&mut rng, "erin", cred.secret(), Some(Group::X25519), ClientConfig::default())
+            .unwrap();
     assert!(matches!(step(&n2, AUTH_PAIRING, &parked.message, "10.0.0.3"), ServerMessage::AuthPairing(_)));
     let r1 = scram_dh::register::client::RegistrationClient::start(
         &mut rng,
@@ -412,9 +426,15 @@ fn redis_and_postgres_dumps_hold_only_sealed_blobs_and_verifiers() {
     assert!(contains(&redis, sid.as_bytes()), "the Redis dump lacks the live session");
     let verifier = c.users(&["export"]);
     let stored_b64 = verifier.split('$').nth(2).unwrap().split(':').next().unwrap().to_owned();
-    assert!(contains(&pg, stored_b64.as_bytes()), "the PostgreSQL dump lacks erin's StoredKey");
+    let stored_hex: String = {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD.decode(stored_b64).unwrap();
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert!(contains(&pg, stored_hex.as_bytes()), "the PostgreSQL dump lacks erin's StoredKey (bytea hex)");
 
-    let salted = scram_dh::keys::salted_password(&Password::new(password.clone()), &cred.salt, cred.ic).unwrap();
+    let salted =
+        scram_dh::keys::salted_password(&Password::new(password.clone()), &cred.salt, cred.ic).unwrap();
     let secrets: Vec<(&str, Vec<u8>)> = vec![
         ("salted password", salted.expose().to_vec()),
         ("ClientKey", cred.client_key.expose().to_vec()),
@@ -431,7 +451,11 @@ fn redis_and_postgres_dumps_hold_only_sealed_blobs_and_verifiers() {
 }
 
 /// Logins through nginx by `workers` clients until `stop`; each result with its time.
-fn load(lb: String, cred: ClientCredential, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<(Instant, Result<(), String>)> {
+fn load(
+    lb: String,
+    cred: ClientCredential,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(Instant, Result<(), String>)> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async move {
         let client = HttpClient::new(&format!("http://{lb}"), Duration::from_secs(10)).unwrap();
@@ -441,11 +465,15 @@ fn load(lb: String, cred: ClientCredential, stop: std::sync::Arc<std::sync::atom
             tasks.spawn(async move {
                 let mut out = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = client
+                    // Log in, then out: each login's HTTP session ends (the
+                    // per-user session cap stays clear) through the shared store.
+                    let r = match client
                         .login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default())
                         .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string());
+                    {
+                        Ok(mut session) => session.logout().await.map_err(|e| format!("logout: {e}")),
+                        Err(e) => Err(e.to_string()),
+                    };
                     out.push((Instant::now(), r));
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -463,7 +491,9 @@ fn load(lb: String, cred: ClientCredential, stop: std::sync::Arc<std::sync::atom
 
 #[test]
 fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts() {
-    let c = Cluster::up(2, "");
+    // The load comes from one address (nginx's view of this test): lift the
+    // per-peer DH rate limit that would otherwise, rightly, throttle it.
+    let c = Cluster::up(2, "--dh-per-sec 100000 --dh-burst 100000");
     let fp = c.fingerprint();
     let cred = register(&c.node_http(1), "gina", "gina's password", Labels::Random, fp);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -503,13 +533,16 @@ fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts
     let results = loader.join().unwrap();
 
     let in_window = |from: Instant, to: Instant| results.iter().filter(move |(t, _)| *t >= from && *t < to);
-    assert!(in_window(results[0].0, t_pg_down).all(|(_, r)| r.is_ok()), "failures before any outage");
+    let early: Vec<_> =
+        in_window(results[0].0, t_pg_down).filter_map(|(_, r)| r.as_ref().err()).take(5).collect();
+    assert!(early.is_empty(), "failures before any outage: {early:?}");
     // Each outage shows as clear errors, never a hang: the load kept producing results.
     for (what, from, to) in [("PostgreSQL", t_pg_down, t_pg_up), ("Redis", t_redis_down, t_redis_up)] {
-        let errors: Vec<_> = in_window(from + Duration::from_millis(500), to).filter_map(|(_, r)| r.as_ref().err()).collect();
+        let errors: Vec<_> =
+            in_window(from + Duration::from_millis(500), to).filter_map(|(_, r)| r.as_ref().err()).collect();
         assert!(!errors.is_empty(), "no failure while {what} was down");
         for e in &errors {
-            assert!(e.contains("server_error") || e.contains("busy"), "{what} down: unclear error {e}");
+            assert!(e.contains("server_error"), "{what} down: unclear error {e}");
         }
     }
     // Service resumed within seconds of each coming back, with no node restarted.

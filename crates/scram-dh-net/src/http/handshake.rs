@@ -102,7 +102,11 @@ where
             _ => "not the message this route takes",
         });
     }
-    let peer = st.admission.peer(addr.ip());
+    let client = match super::proxy::client_ip(&st.options.trusted_proxies, addr.ip(), &headers) {
+        Ok(ip) => ip,
+        Err(why) => return invalid(why),
+    };
+    let peer = st.admission.peer(client);
     let peer_key = peer.to_string();
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let outcome = match admitted_step(&st.engine, &st.admission, peer, msg, &peer_key, &mut rng).await {

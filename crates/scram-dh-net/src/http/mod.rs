@@ -20,6 +20,7 @@
 
 mod gateway;
 mod handshake;
+mod proxy;
 mod rfc7804;
 mod sessions;
 mod signed;
@@ -41,6 +42,7 @@ use crate::passwd::PasswdBounds;
 use handshake::Expect;
 use sessions::Sessions;
 
+pub use proxy::IpNet;
 pub use rfc7804::{Rfc7804, Rfc7804Layer, challenge as rfc7804_challenge};
 pub use signed::{SCRAM_DH_CHALLENGE, ScramDhUser, Signed, SignedLayer};
 
@@ -68,6 +70,10 @@ pub struct HttpOptions {
     pub upstream: Option<String>,
     /// The whole upstream exchange, at most (default 30 s).
     pub upstream_timeout: Duration,
+    /// Load balancers whose `X-Forwarded-For` names the client (default none):
+    /// the penalties and rate limits of a request from one of these count against
+    /// the rightmost address in that header that is not itself a trusted proxy.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for HttpOptions {
@@ -80,6 +86,7 @@ impl Default for HttpOptions {
             max_body: 1 << 20,
             upstream: None,
             upstream_timeout: Duration::from_secs(30),
+            trusted_proxies: Vec::new(),
         }
     }
 }

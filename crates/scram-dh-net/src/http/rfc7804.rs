@@ -161,7 +161,13 @@ where
     let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError, "no peer address");
     };
-    let peer = st.admission.peer(addr.ip());
+    let client = match super::proxy::client_ip(&st.options.trusted_proxies, addr.ip(), req.headers()) {
+        Ok(ip) => ip,
+        Err(why) => {
+            return failure_response(ErrorCode::InvalidMessage, &format!("{RFC7804_SCHEME}: {why}"), None);
+        }
+    };
+    let peer = st.admission.peer(client);
     let invalid = |why: &str| {
         debug!(%peer, reason = why, "rfc7804: malformed Authorization");
         failure_response(ErrorCode::InvalidMessage, &format!("{RFC7804_SCHEME}: {why}"), None)
