@@ -155,6 +155,8 @@ up() {
         (cd "$ROOT" && cargo build --release -p scram-dh-cli) || die "cargo build failed"
     fi
     mkdir -p "$DIR"/{pg,redis,nginx/tmp}
+    # As root, PostgreSQL runs as `postgres`, which must reach $DIR/pg.
+    if [ "$(id -u)" -eq 0 ]; then chmod 755 "$DIR"; fi
     for ((i = 1; i <= NODES; i++)); do mkdir -p "$DIR/node$i"; done
     PG_PORT=$(free_port)
     REDIS_PORT=$(free_port)

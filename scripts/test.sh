@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # tcpdump for the packet-capture test (crates/scram-dh-cli/tests/capture.rs), and the
 # standard-SCRAM peers for crates/scram-dh-cli/tests/std_interop.rs (gsasl, socat,
 # PostgreSQL 15, scramp and requests-scram in target/peers-venv, npm gel in
-# interop/node). Those tests fail, never skip, without them.
+# interop/node), redis-server for the Redis store tests, and nginx for the
+# multi-node deployment (scripts/cluster.sh, tests/multinode.rs). Those tests fail,
+# never skip, without them.
 ./scripts/peers.sh
 
 cargo fmt --all --check

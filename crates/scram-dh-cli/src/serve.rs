@@ -107,6 +107,12 @@ pub struct ServeArgs {
     /// Seconds an HTTP session lasts at most [default: 43200].
     #[arg(long, env = "SCRAM_DH_HTTP_LIFETIME")]
     http_lifetime: Option<f64>,
+    /// Live HTTP sessions, all users [default: 100000].
+    #[arg(long, env = "SCRAM_DH_HTTP_MAX_SESSIONS")]
+    http_max_sessions: Option<usize>,
+    /// Live HTTP sessions of one user [default: 64].
+    #[arg(long, env = "SCRAM_DH_HTTP_MAX_SESSIONS_PER_USER")]
+    http_max_sessions_per_user: Option<usize>,
     /// Also serve standard SCRAM-SHA-256 (RFC 5802, GNU SASL's line framing) on this
     /// address, over the same records and limits: users with `rfc` labels log in
     /// from any standard client.
@@ -171,6 +177,8 @@ struct FileConfig {
     upstream: Option<String>,
     http_idle_timeout: Option<f64>,
     http_lifetime: Option<f64>,
+    http_max_sessions: Option<usize>,
+    http_max_sessions_per_user: Option<usize>,
     sasl: Option<String>,
     sasl_tls: Option<String>,
     tls_cert: Option<PathBuf>,
@@ -432,6 +440,23 @@ impl ServeArgs {
         )?;
         http_options.lifetime =
             positive("http_lifetime", self.http_lifetime.or(file.http_lifetime), http_options.lifetime)?;
+        let count = |name: &str, v: Option<usize>, d: usize| -> Result<usize> {
+            match v {
+                None => Ok(d),
+                Some(n) if n > 0 => Ok(n),
+                Some(_) => Err(usage(format!("{name} must be positive"))),
+            }
+        };
+        http_options.max_sessions = count(
+            "http_max_sessions",
+            self.http_max_sessions.or(file.http_max_sessions),
+            http_options.max_sessions,
+        )?;
+        http_options.max_sessions_per_user = count(
+            "http_max_sessions_per_user",
+            self.http_max_sessions_per_user.or(file.http_max_sessions_per_user),
+            http_options.max_sessions_per_user,
+        )?;
         http_options.upstream = self.upstream.or(file.upstream);
         if let Some(u) = &http_options.upstream
             && !u.starts_with("http://")

@@ -565,3 +565,36 @@ fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts
         assert_eq!(log.matches("listening on").count(), 1, "node {i} restarted");
     }
 }
+
+#[test]
+fn bad_session_and_proxy_settings_stop_serve_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(dir.path().join("x.db"))
+            .args(extra)
+            .env_remove("SCRAM_DH_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Nothing listens there: a clear start-up error, the password not in it.
+    let port = peers::free_port().to_string();
+    let url = format!("redis://:redis-canary-51@127.0.0.1:{port}/");
+    let out = serve(&["--sessions", &url]);
+    let err = peers::text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("opening session store redis://:***@127.0.0.1"), "{err}");
+    assert!(!err.contains("redis-canary-51"), "{err}");
+    for (flags, want) in [
+        (&["--sessions", "memcached://h"][..], "--sessions must be memory or a redis:// URL"),
+        (&["--sessions", "rediss://h"][..], "--sessions must be memory or a redis:// URL"),
+        (&["--trusted-proxy", "10.0.0.0/33"][..], "--trusted-proxy"),
+        (&["--trusted-proxy", "nginx.internal"][..], "is not an IP address"),
+    ] {
+        let out = serve(flags);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", peers::text(&out.stderr));
+        assert!(peers::text(&out.stderr).contains(want), "{flags:?}: {}", peers::text(&out.stderr));
+    }
+}

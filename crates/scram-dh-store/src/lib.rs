@@ -57,3 +57,23 @@ pub use self::redis::{RedisOptions, RedisStore};
 pub use postgres::{PgOptions, PostgresCredentialStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteCredentialStore;
+
+/// Appends a URL's authority (`user:PASS@host:port`) with the password as `***`.
+/// The userinfo ends at the last `@`; a userinfo without `:` is a user name alone.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+fn push_redacted_authority(out: &mut String, authority: &str) {
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str(userinfo),
+            }
+            out.push('@');
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+}

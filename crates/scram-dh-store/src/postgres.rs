@@ -683,20 +683,7 @@ fn redact(msg: &str, password: Option<&str>) -> String {
         out.push_str(head);
         let end = tail.find(|c: char| c == '/' || c == '?' || c.is_whitespace()).unwrap_or(tail.len());
         let authority = &tail[..end];
-        match authority.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push('@');
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
+        crate::push_redacted_authority(&mut out, authority);
         rest = &tail[end..];
     }
     out.push_str(rest);

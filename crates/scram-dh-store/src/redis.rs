@@ -166,20 +166,7 @@ pub fn redact_url(url: &str) -> String {
             out.push_str("://");
             let end = rest.find(['/', '#']).unwrap_or(rest.len());
             let (authority, path) = rest.split_at(end);
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => {
-                    match userinfo.split_once(':') {
-                        Some((user, _)) => {
-                            out.push_str(user);
-                            out.push_str(":***");
-                        }
-                        None => out.push_str(userinfo),
-                    }
-                    out.push('@');
-                    out.push_str(host);
-                }
-                None => out.push_str(authority),
-            }
+            crate::push_redacted_authority(&mut out, authority);
             out.push_str(path);
         }
         None => out.push_str(before_query),
