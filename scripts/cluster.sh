@@ -142,7 +142,14 @@ node_start() { # index
         --host-key "$DIR/host.key" --cluster-secret-file "$DIR/cluster.secret" \
         --trusted-proxy 127.0.0.1/32 ${SCRAM_DH_NODE_ARGS:-} >"$log" 2>&1 &
     echo $! >"$DIR/node$i/pid"
-    wait_for "node $i" 30 grep -q "listening on" "$log" || die "node $i did not start: $(tail -5 "$log")"
+    local pid t
+    pid=$(cat "$DIR/node$i/pid")
+    for ((t = 0; t < 300; t++)); do
+        grep -q "listening on" "$log" && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    die "node $i did not start: $(tail -5 "$log")"
 }
 
 up() {
@@ -169,16 +176,8 @@ up() {
     # The one secret every node shares (mock salts, session seals), as the issue asks.
     (umask 077 && head -c 32 /dev/urandom >"$DIR/cluster.secret")
 
-    # PostgreSQL: a fresh cluster, one role and one database for the nodes.
-    if [ "$(id -u)" -eq 0 ]; then chown postgres "$DIR/pg"; fi
-    as_pg "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres --auth-host=scram-sha-256 --auth-local=trust \
-        --no-sync >"$DIR/pg/initdb.log" 2>&1 || die "initdb failed (log: $DIR/pg/initdb.log)"
-    pg_start
-    as_pg psql -X -q -h "$DIR/pg" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-        -c "CREATE ROLE scram_dh LOGIN PASSWORD '$db_password'" -c "CREATE DATABASE scram_dh OWNER scram_dh" \
-        >/dev/null || die "creating the database failed"
-    redis_start
-
+    # The env file first: whatever fails from here on, `down` (run by the trap below)
+    # finds what was started.
     {
         echo "# scripts/cluster.sh up $DIR"
         echo "NODES=$NODES"
@@ -197,6 +196,18 @@ up() {
     } >"$DIR/env"
     chmod 600 "$DIR/env"
     load_env
+    trap 'echo "cluster.sh: up failed; stopping what it started" >&2; down >/dev/null 2>&1' EXIT
+
+    # PostgreSQL: a fresh cluster, one role and one database for the nodes.
+    if [ "$(id -u)" -eq 0 ]; then chown postgres "$DIR/pg"; fi
+    as_pg "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres --auth-host=scram-sha-256 --auth-local=trust \
+        --no-sync >"$DIR/pg/initdb.log" 2>&1 || die "initdb failed (log: $DIR/pg/initdb.log)"
+    pg_start
+    as_pg psql -X -q -h "$DIR/pg" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
+        -c "CREATE ROLE scram_dh LOGIN PASSWORD '$db_password'" -c "CREATE DATABASE scram_dh OWNER scram_dh" \
+        >/dev/null || die "creating the database failed"
+    redis_start
+
 
     # Node 1 makes the host key; the others load it.
     for ((i = 1; i <= NODES; i++)); do node_start "$i"; done
@@ -206,6 +217,7 @@ up() {
     /usr/sbin/nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -e "$DIR/nginx/error.log" \
         || die "nginx did not start (log: $DIR/nginx/error.log)"
     wait_for "nginx" 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $LB_PORT), 1)" || exit 1
+    trap - EXIT
     echo "cluster up in $DIR: $NODES node(s) behind nginx at $LB_URL"
     echo "  host key: $(grep '^listening on' "$DIR/node1/serve.log" | sed 's/.* host key \([^ ]*\).*/\1/')"
     echo "  try: $BIN register alice --http $LB_URL"
