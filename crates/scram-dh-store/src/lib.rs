@@ -77,3 +77,14 @@ fn push_redacted_authority(out: &mut String, authority: &str) {
         None => out.push_str(authority),
     }
 }
+
+/// One `(ic, salt length, count)` row of a `record_shapes` query as a shape and
+/// its count; `None` when a value is out of range (a corrupt database).
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+fn shape_row(ic: i64, salt_len: i64, count: i64) -> Option<(scram_dh::record::RecordShape, u64)> {
+    let shape = scram_dh::record::RecordShape {
+        ic: u32::try_from(ic).ok()?,
+        salt_len: usize::try_from(salt_len).ok()?,
+    };
+    Some((shape, u64::try_from(count).ok()?))
+}

@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use scram_dh::record::{CredentialStore, Inserted, Labels, Record, RecordShape, RecordShapes, StoreError};
+use scram_dh::record::{CredentialStore, Inserted, Labels, Record, RecordShapes, StoreError};
 use scram_dh::secret::{ServerKey, StoredKey};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
@@ -565,11 +565,8 @@ impl CredentialStore for PostgresCredentialStore {
                     row.try_get(1).map_err(|_| corrupt())?,
                     row.try_get(2).map_err(|_| corrupt())?,
                 );
-                let shape = RecordShape {
-                    ic: u32::try_from(ic).map_err(|_| corrupt())?,
-                    salt_len: usize::try_from(salt_len).map_err(|_| corrupt())?,
-                };
-                shapes.insert(shape, u64::try_from(count).map_err(|_| corrupt())?);
+                let (shape, count) = crate::shape_row(ic, salt_len, count).ok_or_else(corrupt)?;
+                shapes.insert(shape, count);
             }
             Ok(shapes)
         })

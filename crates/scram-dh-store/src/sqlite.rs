@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior, params};
-use scram_dh::record::{CredentialStore, Inserted, Labels, Record, RecordShape, RecordShapes, StoreError};
+use scram_dh::record::{CredentialStore, Inserted, Labels, Record, RecordShapes, StoreError};
 use scram_dh::secret::{ServerKey, StoredKey};
 use tokio::sync::{Mutex as AsyncMutex, Semaphore};
 
@@ -313,11 +313,8 @@ impl CredentialStore for SqliteCredentialStore {
             for (ic, salt_len, count) in rows {
                 let corrupt =
                     || SqliteError::Corrupt { username: String::new(), what: "record shape out of range" };
-                let shape = RecordShape {
-                    ic: u32::try_from(ic).map_err(|_| corrupt())?,
-                    salt_len: usize::try_from(salt_len).map_err(|_| corrupt())?,
-                };
-                shapes.insert(shape, u64::try_from(count).map_err(|_| corrupt())?);
+                let (shape, count) = crate::shape_row(ic, salt_len, count).ok_or_else(corrupt)?;
+                shapes.insert(shape, count);
             }
             Ok(shapes)
         })
