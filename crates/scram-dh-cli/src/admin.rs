@@ -283,28 +283,22 @@ pub async fn provision(args: ProvisionArgs) -> Result<()> {
 pub async fn users(args: UsersArgs) -> Result<()> {
     crate::init_logging("warn", false);
     let db = args.db;
-    match args.action {
-        UsersAction::Migrate { from, to, replace, dry_run } => migrate(&from, &to, replace, dry_run).await,
-        // An import may start a new database; every other action needs an existing one.
-        action @ UsersAction::ImportVerifier { .. } => users_on(open_store(&db).await?, action).await,
-        action => {
-            if !crate::store::is_postgres(&db) && !db.exists() {
-                return Err(usage(format!("no database at {}", db.display())));
-            }
-            users_on(open_store(&db).await?, action).await
+    // An import may start a new database; every other action needs an existing one.
+    let existing = || async {
+        if !crate::store::is_postgres(&db) && !db.exists() {
+            return Err(usage(format!("no database at {}", db.display())));
         }
-    }
-}
-
-async fn users_on(store: crate::store::AnyStore, action: UsersAction) -> Result<()> {
-    match action {
+        open_store(&db).await
+    };
+    match args.action {
+        UsersAction::Migrate { from, to, replace, dry_run } => migrate(&from, &to, replace, dry_run).await?,
         UsersAction::List => {
-            for name in store.list().await? {
+            for name in existing().await?.list().await? {
                 println!("{name}");
             }
         }
         UsersAction::Show { username } => {
-            let Some(r) = store.read(&username).await? else { bail!("no such user: {username}") };
+            let Some(r) = existing().await?.read(&username).await? else { bail!("no such user: {username}") };
             println!(
                 "username: {}\nlabels:   {}\nic:       {}\nsalt:     {} bytes\ncreated:  {} (unix)",
                 r.username,
@@ -315,12 +309,13 @@ async fn users_on(store: crate::store::AnyStore, action: UsersAction) -> Result<
             );
         }
         UsersAction::Delete { username } => {
-            if !store.delete(&username).await? {
+            if !existing().await?.delete(&username).await? {
                 bail!("no such user: {username}");
             }
             println!("deleted {username}");
         }
         UsersAction::ImportVerifier { username, verifier, file, replace, max_ic } => {
+            let store = open_store(&db).await?;
             let lines = match (file, username, verifier) {
                 (Some(path), _, _) => read_verifier_lines(&path)?,
                 (None, Some(u), Some(v)) => vec![(u, v)],
@@ -346,8 +341,8 @@ async fn users_on(store: crate::store::AnyStore, action: UsersAction) -> Result<
                 println!("imported {}", r.username);
             }
         }
-        UsersAction::Migrate { from, to, replace, dry_run } => migrate(&from, &to, replace, dry_run).await?,
         UsersAction::Export => {
+            let store = existing().await?;
             for name in store.list().await? {
                 if let Some(r) = store.read(&name).await? {
                     println!("{}\t{}", r.username, r.to_postgres_verifier());
