@@ -473,12 +473,7 @@ impl ServeArgs {
             .map(|t| t.parse().map_err(|e| usage(format!("--trusted-proxy {t:?}: {e}"))))
             .collect::<Result<_>>()?;
         let sessions = self.sessions.or(file.sessions).unwrap_or_else(|| "memory".into());
-        if sessions != "memory" && !crate::store::is_redis(&sessions) {
-            return Err(usage(format!(
-                "--sessions must be memory or a redis:// URL, not {}",
-                crate::store::display_sessions(&sessions)
-            )));
-        }
+        crate::store::check_sessions(&sessions)?;
         let http = self.http.or(file.http);
         if http.is_none() && http_options.upstream.is_some() {
             return Err(usage("--upstream needs --http ADDR"));

@@ -111,6 +111,21 @@ pub fn display_sessions(sessions: &str) -> String {
     if is_redis(sessions) { scram_dh_store::redis::redact_url(sessions) } else { sessions.to_owned() }
 }
 
+/// Refuses a `--sessions` value that is neither `memory` nor a Redis URL (a usage
+/// error, shown without a password).
+///
+/// # Errors
+/// Any other value.
+pub fn check_sessions(sessions: &str) -> Result<()> {
+    if sessions == "memory" || is_redis(sessions) {
+        return Ok(());
+    }
+    Err(crate::usage(format!(
+        "--sessions must be memory or a redis:// URL, not {}",
+        display_sessions(sessions)
+    )))
+}
+
 /// The engine's in-flight handshakes: here or in Redis.
 #[derive(Debug)]
 pub enum AnySessions {
@@ -151,12 +166,7 @@ pub async fn open_sessions(
             penalties: None,
         });
     }
-    if !is_redis(sessions) {
-        return Err(crate::usage(format!(
-            "--sessions must be memory or a redis:// URL, not {}",
-            display_sessions(sessions)
-        )));
-    }
+    check_sessions(sessions)?;
     let mut options = RedisOptions::new(sessions);
     options.max_sessions = max_sessions;
     options.max_sessions_per_peer = max_per_peer;
