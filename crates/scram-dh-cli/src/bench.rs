@@ -175,38 +175,12 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     .await?;
     let fp = cred.host_key.context("registration returned no host key")?;
 
-    let deadline = Instant::now() + Duration::from_secs(args.duration);
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (server, cred, counter) = (server.clone(), cred.clone(), std::sync::Arc::clone(&counter));
-        let max = args.max_ops;
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut failures = 0u64;
-            loop {
-                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n >= max || Instant::now() >= deadline {
-                    break;
-                }
-                let t = Instant::now();
-                match one(&server, mode, &cred, n, Some(fp)).await {
-                    Ok(()) => lat.push(t.elapsed()),
-                    Err(_) => failures += 1,
-                }
-            }
-            (lat, failures)
-        }));
-    }
-    let mut lat = Vec::new();
-    let mut failures = 0;
-    for t in tasks {
-        let (l, f) = t.await?;
-        lat.extend(l);
-        failures += f;
-    }
-    report(&args, started.elapsed(), &mut lat, failures);
+    let (elapsed, mut lat, failures) = drive(&args, move |n| {
+        let (server, cred) = (server.clone(), cred.clone());
+        async move { one(&server, mode, &cred, n, Some(fp)).await }
+    })
+    .await?;
+    report(&args, elapsed, &mut lat, failures);
     if let Some((tx, task)) = local {
         let _ = tx.send(());
         let _ = task.await;
@@ -215,6 +189,44 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         bail!("{failures} operations failed");
     }
     Ok(())
+}
+
+/// Runs `op(n)` from `--concurrency` tasks until `--duration` or `--max-ops`:
+/// the wall time, each success's latency, and the failures.
+async fn drive<F, Fut>(args: &BenchArgs, op: F) -> Result<(Duration, Vec<Duration>, u64)>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (op, counter, max) = (op.clone(), std::sync::Arc::clone(&counter), args.max_ops);
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut failures) = (Vec::new(), 0u64);
+            loop {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= max || Instant::now() >= deadline {
+                    break;
+                }
+                let t = Instant::now();
+                match op(n).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => failures += 1,
+                }
+            }
+            (lat, failures)
+        }));
+    }
+    let (mut lat, mut failures) = (Vec::new(), 0);
+    for t in tasks {
+        let (l, f) = t.await?;
+        lat.extend(l);
+        failures += f;
+    }
+    Ok((started.elapsed(), lat, failures))
 }
 
 /// Prints throughput and latency percentiles of one run.
@@ -261,39 +273,15 @@ async fn run_http(url: &str, args: &BenchArgs) -> Result<()> {
         .register(&name, Password::new("bench"), &options, |_| Ok(()))
         .await
         .with_context(|| format!("registering a bench user at {url}"))?;
-    let deadline = Instant::now() + Duration::from_secs(args.duration);
-    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, cred, counter) = (client.clone(), cred.clone(), std::sync::Arc::clone(&counter));
-        let max = args.max_ops;
-        tasks.push(tokio::spawn(async move {
-            let (mut lat, mut failures) = (Vec::new(), 0u64);
-            loop {
-                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n >= max || Instant::now() >= deadline {
-                    break;
-                }
-                let t = Instant::now();
-                match client
-                    .login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default())
-                    .await
-                {
-                    Ok(_) => lat.push(t.elapsed()),
-                    Err(_) => failures += 1,
-                }
-            }
-            (lat, failures)
-        }));
-    }
-    let (mut lat, mut failures) = (Vec::new(), 0);
-    for t in tasks {
-        let (l, f) = t.await?;
-        lat.extend(l);
-        failures += f;
-    }
-    report(args, started.elapsed(), &mut lat, failures);
+    let (elapsed, mut lat, failures) = drive(args, move |_| {
+        let (client, cred) = (client.clone(), cred.clone());
+        async move {
+            client.login(&cred.username, cred.secret(), Group::X25519, ClientConfig::default()).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    report(args, elapsed, &mut lat, failures);
     if failures > 0 {
         bail!("{failures} operations failed");
     }
