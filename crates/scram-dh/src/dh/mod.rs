@@ -19,6 +19,9 @@ use rand_core::CryptoRng;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+// The workspace's only `unsafe` code: the AVX-512 IFMA Montgomery loop (see its docs).
+#[allow(unsafe_code)]
+mod ifma;
 mod jacobi;
 mod modp;
 mod x25519;
@@ -51,6 +54,21 @@ macro_rules! dispatch {
             Group::X25519 => $x,
         }
     };
+}
+
+/// Which modular exponentiation the MODP groups use in this process:
+/// `"avx512-ifma"` (radix-2^52 Montgomery multiplication on AVX-512 IFMA, when the CPU
+/// has it) or `"crypto-bigint"` (everywhere else, or when the environment variable
+/// `SCRAM_DH_MODEXP=crypto-bigint` asks for it). Decided once per process; servers log
+/// it at startup and the benchmarks report it.
+///
+/// ```
+/// let engine = scram_dh::dh::modexp_engine();
+/// assert!(engine == "avx512-ifma" || engine == "crypto-bigint");
+/// ```
+#[must_use]
+pub fn modexp_engine() -> &'static str {
+    ifma::engine().name()
 }
 
 /// A Diffie-Hellman group.

@@ -12,6 +12,7 @@ use crypto_bigint::{CtEq, Odd, U256, Uint};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::DhError;
+use super::ifma::{self, Radix52};
 use super::jacobi;
 
 /// Width in bits of the comb windows used for `2^x`.
@@ -147,6 +148,8 @@ pub(crate) struct Modp<const L: usize> {
     params: OnceLock<FixedMontyParams<L>>,
     /// Fixed-base comb table for the generator 2, built on first key generation.
     comb: OnceLock<Comb<L, COMB_WINDOW>>,
+    /// Radix-2^52 form of `p` for the IFMA backend, built on first use.
+    radix52: OnceLock<Option<Radix52>>,
 }
 
 /// RFC 3526 group 14 (2048 bits).
@@ -167,12 +170,31 @@ impl<const L: usize> Modp<L> {
     /// Const constructor; `hex` must be the odd modulus with exactly `2 * BYTES` digits
     /// (checked at compile time, since every caller is a `static`).
     const fn new(hex: &str) -> Self {
-        Self { p: Odd::<Uint<L>>::from_be_hex(hex), params: OnceLock::new(), comb: OnceLock::new() }
+        Self {
+            p: Odd::<Uint<L>>::from_be_hex(hex),
+            params: OnceLock::new(),
+            comb: OnceLock::new(),
+            radix52: OnceLock::new(),
+        }
     }
 
     /// The modulus.
     pub(crate) fn p(&self) -> &Uint<L> {
         self.p.as_ref()
+    }
+
+    /// The modulus as crypto-bigint's odd type.
+    #[cfg(test)]
+    pub(crate) fn p_odd(&self) -> Odd<Uint<L>> {
+        self.p
+    }
+
+    /// The IFMA backend for this group, if the process uses it and it passed its
+    /// self-test here (see [`ifma::engine`]).
+    fn ifma(&self) -> Option<(&Radix52, ifma::IfmaToken)> {
+        let ifma::Engine::Ifma(token) = ifma::engine() else { return None };
+        let r = self.radix52.get_or_init(|| Radix52::new(&self.p)).as_ref()?;
+        r.ifma_usable(token).then_some((r, token))
     }
 
     /// Montgomery parameters (computed once).
@@ -262,12 +284,17 @@ impl<const L: usize> Modp<L> {
         exponent: &[u8; 32],
     ) -> Result<Zeroizing<Vec<u8>>, DhError> {
         let y = Self::decode(peer)?;
-        let params = self.params();
-        let mut x = U256::from_be_slice(exponent);
-        let mut zm = FixedMontyForm::new(&y, params).pow(&x);
-        x.zeroize();
-        let mut z = zm.retrieve();
-        zm.zeroize();
+        let mut z = if let Some((r, token)) = self.ifma() {
+            r.pow(Some(token), &y, exponent)
+        } else {
+            let params = self.params();
+            let mut x = U256::from_be_slice(exponent);
+            let mut zm = FixedMontyForm::new(&y, params).pow(&x);
+            x.zeroize();
+            let z = zm.retrieve();
+            zm.zeroize();
+            z
+        };
         let p_minus_1 = self.p().wrapping_sub(&Uint::ONE);
         let degenerate = z.ct_eq(&Uint::<L>::ZERO) | z.ct_eq(&Uint::<L>::ONE) | z.ct_eq(&p_minus_1);
         let out = Self::encode(&z);
@@ -338,7 +365,7 @@ impl<const L: usize, const W: usize> Comb<L, W> {
 }
 
 /// The 256-bit big-endian exponent as four little-endian 64-bit words.
-fn le_words(be: &[u8; 32]) -> [u64; 4] {
+pub(crate) fn le_words(be: &[u8; 32]) -> [u64; 4] {
     let mut w = [0u64; 4];
     for (k, chunk) in be.rchunks_exact(8).enumerate() {
         w[k] = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
@@ -349,7 +376,7 @@ fn le_words(be: &[u8; 32]) -> [u64; 4] {
 /// Bits `[start, start + width)` of `x` (little-endian words), `width < 64`.
 ///
 /// Positions are public; only the extracted value is secret.
-fn window_digit(x: &[u64; 4], start: usize, width: usize) -> u64 {
+pub(crate) fn window_digit(x: &[u64; 4], start: usize, width: usize) -> u64 {
     let (word, bit) = (start / 64, start % 64);
     let lo = x.get(word).copied().unwrap_or(0) >> bit;
     let hi = if bit + width > 64 { x.get(word + 1).copied().unwrap_or(0) << (64 - bit) } else { 0 };

@@ -1,0 +1,651 @@
+//! Radix-2^52 Montgomery arithmetic for the MODP groups, with an AVX-512 IFMA backend.
+//!
+//! This is the only module of the workspace allowed `unsafe` code, and only for two
+//! things: calling the `#[target_feature]` function [`amm_ifma`] once the CPU has been
+//! seen to support it, and the unaligned vector loads and stores inside it. Every
+//! `unsafe` block carries a `SAFETY` comment.
+//!
+//! # The arithmetic
+//!
+//! A residue mod the `n`-bit prime `p` is held as `8 V` limbs of 52 bits (little endian,
+//! each limb in a `u64`), so `R = 2^(52 * 8 V) > 4 p`. [`Radix52::mul`] is the *almost
+//! Montgomery multiplication* `a b / R mod p` of Gueron and Krasnov: for inputs below
+//! `2p` it returns a result below `2p`, so no conditional subtraction is needed between
+//! steps; one constant-time subtraction at the end gives the canonical value.
+//!
+//! Word-serial over `b`, vectorised over `a` and `p`: for each limb `b_i`, add the low 52
+//! bits of every `a_j b_i` into lane `j` of the accumulator, derive `m = acc_0 k0 mod 2^52`
+//! (`k0 = -p^-1 mod 2^52`), add the low halves of `m p_j`, shift the whole accumulator
+//! down one lane (dividing by `2^52`: lane 0 is then a multiple of `2^52` and only its
+//! carry moves on), and add the high halves of both products, which belong one lane up.
+//! Lanes are not normalised inside the loop: a lane gains at most four 52-bit terms per
+//! step, so after at most 160 steps (modp8192) it stays below `2^62`. One carry pass at
+//! the end normalises the limbs.
+//!
+//! Two implementations of that loop share one specification:
+//! * [`amm_portable`]: plain Rust on `u64` lanes, exactly the instruction semantics of
+//!   `vpmadd52luq` / `vpmadd52huq` / `valignq`. It runs everywhere (and under Miri), is
+//!   the reference the differential tests hold the vector code to, and is slower than
+//!   crypto-bigint: without IFMA the groups keep using crypto-bigint.
+//! * [`amm_ifma`]: the same steps on `__m512i` vectors, monomorphised per group size.
+//!
+//! Every operation is constant time: no branch and no memory address depends on a
+//! secret, and the instructions used have data-independent latency.
+//!
+//! # Choosing the backend
+//!
+//! [`engine`] picks IFMA when the CPU reports `avx512f` and `avx512ifma`, unless the
+//! environment variable `SCRAM_DH_MODEXP=crypto-bigint` says otherwise (an operator's
+//! switch, and the benchmarks' way to compare both in one run). A group also runs a
+//! self-test before it first uses the vector code (one multiplication compared with the
+//! portable loop); a backend that disagrees is never used.
+
+use std::sync::OnceLock;
+
+use crypto_bigint::{NonZero, Odd, Uint};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Limb width.
+const BITS: usize = 52;
+/// The low 52 bits.
+const MASK: u64 = (1 << BITS) - 1;
+/// Limbs per vector.
+const LANES: usize = 8;
+
+/// Which modular exponentiation the MODP groups use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// crypto-bigint's constant-time Montgomery arithmetic (64-bit limbs).
+    CryptoBigint,
+    /// Radix-2^52 arithmetic on AVX-512 IFMA ([`amm_ifma`]).
+    Ifma(IfmaToken),
+}
+
+impl Engine {
+    /// A short name for logs and benchmark reports.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Engine::CryptoBigint => "crypto-bigint",
+            Engine::Ifma(_) => "avx512-ifma",
+        }
+    }
+}
+
+/// Proof that the running CPU executes AVX-512F and AVX-512 IFMA instructions.
+///
+/// Only [`detect_ifma`] builds one, after asking the CPU; holding one is what makes the
+/// call into [`amm_ifma`] sound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IfmaToken(());
+
+/// The CPU's answer, asked once.
+fn detect_ifma() -> Option<IfmaToken> {
+    static DETECTED: OnceLock<Option<IfmaToken>> = OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512ifma")
+            {
+                return Some(IfmaToken(()));
+            }
+        }
+        None
+    })
+}
+
+/// The engine for this process: IFMA when the CPU has it, unless
+/// `SCRAM_DH_MODEXP=crypto-bigint`. Decided once.
+pub(crate) fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    *ENGINE.get_or_init(|| {
+        let forced = std::env::var("SCRAM_DH_MODEXP").ok();
+        match (forced.as_deref(), detect_ifma()) {
+            (Some("crypto-bigint"), _) | (_, None) => Engine::CryptoBigint,
+            (_, Some(token)) => Engine::Ifma(token),
+        }
+    })
+}
+
+/// A MODP prime prepared for radix-2^52 almost-Montgomery arithmetic.
+pub(crate) struct Radix52 {
+    /// Vectors of [`LANES`] limbs per residue.
+    vectors: usize,
+    /// The prime, `8 * vectors` limbs.
+    p: Vec<u64>,
+    /// `-p^-1 mod 2^52`.
+    k0: u64,
+    /// `R mod p` (Montgomery one), limbs.
+    one: Vec<u64>,
+    /// `R^2 mod p`, limbs: multiplying by it enters Montgomery form.
+    rr: Vec<u64>,
+    /// Whether [`amm_ifma`] agreed with [`amm_portable`] on this prime (checked once).
+    ifma_ok: OnceLock<bool>,
+}
+
+impl Radix52 {
+    /// Prepares `p` (public; variable time is fine). `None` if `p` needs more than
+    /// 20 vectors (8192 bits is the largest RFC 3526 group) or is too small.
+    pub(crate) fn new<const L: usize>(p: &Odd<Uint<L>>) -> Option<Radix52> {
+        let bits = p.as_ref().bits_vartime() as usize;
+        // R = 2^(52 * limbs) must exceed 4p: two spare bits.
+        let limbs = (bits + 2).div_ceil(BITS).next_multiple_of(LANES);
+        let vectors = limbs / LANES;
+        if !SUPPORTED_VECTORS.contains(&vectors) {
+            return None;
+        }
+        let p_limbs = to_limbs(p.as_ref().as_words(), limbs);
+        let k0 = neg_inverse_52(p_limbs[0]);
+        // R mod p and R^2 mod p by doubling (public, once per group).
+        let modulus = NonZero::new(*p.as_ref()).into_option()?;
+        let mut x = Uint::<L>::ONE;
+        for _ in 0..BITS * limbs {
+            x = x.double_mod(&modulus);
+        }
+        let one = to_limbs(x.as_words(), limbs);
+        for _ in 0..BITS * limbs {
+            x = x.double_mod(&modulus);
+        }
+        let rr = to_limbs(x.as_words(), limbs);
+        Some(Radix52 { vectors, p: p_limbs, k0, one, rr, ifma_ok: OnceLock::new() })
+    }
+
+    /// Limbs per residue.
+    pub(crate) fn limbs(&self) -> usize {
+        self.vectors * LANES
+    }
+
+    /// Whether the IFMA backend can be used for this prime: the CPU has it and one
+    /// multiplication of fixed operands agrees with the portable loop.
+    pub(crate) fn ifma_usable(&self, token: IfmaToken) -> bool {
+        *self.ifma_ok.get_or_init(|| {
+            let limbs = self.limbs();
+            // Operands below 2p with every limb in use: R^2 mod p and R mod p - 1.
+            let a = self.rr.clone();
+            let mut b = self.one.clone();
+            b[0] = b[0].wrapping_sub(1) & MASK;
+            let mut want = vec![0; limbs];
+            let mut got = vec![0; limbs];
+            amm_portable(&mut want, &a, &b, &self.p, self.k0);
+            let ran = ifma_mul(token, self.vectors, &mut got, &a, &b, &self.p, self.k0);
+            ran && want == got
+        })
+    }
+
+    /// `out = a b / R mod p` (almost: below `2p` for inputs below `2p`), on the given
+    /// backend (`None`: the portable loop).
+    fn mul(&self, ifma: Option<IfmaToken>, out: &mut [u64], a: &[u64], b: &[u64]) {
+        if let Some(token) = ifma
+            && ifma_mul(token, self.vectors, out, a, b, &self.p, self.k0)
+        {
+            return;
+        }
+        amm_portable(out, a, b, &self.p, self.k0);
+    }
+
+    /// `base^x mod p` for the big-endian 256-bit exponent `x` and `base < p` given as
+    /// little-endian 64-bit words; the result as words (fully reduced). Constant time in
+    /// `x` and `base`: a fixed 5-bit window, every table entry read at every lookup.
+    pub(crate) fn pow<const L: usize>(
+        &self,
+        ifma: Option<IfmaToken>,
+        base: &Uint<L>,
+        exponent: &[u8; 32],
+    ) -> Uint<L> {
+        const W: usize = 5;
+        const ENTRIES: usize = 1 << W;
+        let n = self.limbs();
+        let x = Zeroizing::new(super::modp::le_words(exponent));
+        let mut b = Zeroizing::new(to_limbs(base.as_words(), n));
+        // table[k] = base^k in Montgomery form: one, base R, then one product each.
+        let mut table = Zeroizing::new(vec![0u64; ENTRIES * n]);
+        table[..n].copy_from_slice(&self.one);
+        self.mul(ifma, &mut table[n..2 * n], &b, &self.rr);
+        b.zeroize();
+        for k in 2..ENTRIES {
+            let (done, todo) = table.split_at_mut(k * n);
+            self.mul(ifma, &mut todo[..n], &done[(k - 1) * n..], &done[n..2 * n]);
+        }
+        let mut acc = Zeroizing::new(vec![0u64; n]);
+        let mut tmp = Zeroizing::new(vec![0u64; n]);
+        let mut selected = Zeroizing::new(vec![0u64; n]);
+        let windows = super::modp::EXPONENT_BITS.div_ceil(W);
+        for j in (0..windows).rev() {
+            let mut digit = super::modp::window_digit(&x, j * W, W);
+            ct_select(&mut selected, &table, n, digit);
+            digit.zeroize();
+            if j + 1 == windows {
+                acc.copy_from_slice(&selected);
+                continue;
+            }
+            for _ in 0..W {
+                self.mul(ifma, &mut tmp, &acc, &acc);
+                core::mem::swap(&mut acc, &mut tmp);
+            }
+            self.mul(ifma, &mut tmp, &acc, &selected);
+            core::mem::swap(&mut acc, &mut tmp);
+        }
+        // Leave Montgomery form (multiply by 1): the result is at most p, then reduce.
+        let mut unit = Zeroizing::new(vec![0u64; n]);
+        unit[0] = 1;
+        self.mul(ifma, &mut tmp, &acc, &unit);
+        reduce_once(&mut tmp, &self.p);
+        let words = from_limbs::<L>(&tmp);
+        table.zeroize();
+        words
+    }
+}
+
+/// Group sizes (in vectors of 8 limbs) with a monomorphised IFMA loop: 2048, 3072,
+/// 4096, 6144 and 8192 bits.
+const SUPPORTED_VECTORS: [usize; 5] = [5, 8, 10, 15, 20];
+
+/// `-q^-1 mod 2^52` for odd `q` (Newton iteration; public).
+fn neg_inverse_52(q: u64) -> u64 {
+    // x = q^-1 mod 2^k doubles k each step: 1 bit (q odd) -> 64 bits after 6 steps.
+    let mut x: u64 = 1;
+    for _ in 0..6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(q.wrapping_mul(x)));
+    }
+    x.wrapping_neg() & MASK
+}
+
+/// Little-endian 64-bit words to `limbs` 52-bit limbs (zero-extended).
+fn to_limbs(words: &[u64], limbs: usize) -> Vec<u64> {
+    (0..limbs)
+        .map(|j| {
+            let (w, s) = (j * BITS / 64, j * BITS % 64);
+            let lo = words.get(w).copied().unwrap_or(0) >> s;
+            let hi = if s + BITS > 64 { words.get(w + 1).copied().unwrap_or(0) << (64 - s) } else { 0 };
+            (lo | hi) & MASK
+        })
+        .collect()
+}
+
+/// Normalised 52-bit limbs (value below `2^(64 L)`) back to a `Uint`.
+fn from_limbs<const L: usize>(limbs: &[u64]) -> Uint<L> {
+    let mut words = [0u64; L];
+    for (j, &limb) in limbs.iter().enumerate() {
+        let (w, s) = (j * BITS / 64, j * BITS % 64);
+        if let Some(word) = words.get_mut(w) {
+            *word |= limb << s;
+        }
+        if s + BITS > 64
+            && let Some(word) = words.get_mut(w + 1)
+        {
+            *word |= limb >> (64 - s);
+        }
+    }
+    let out = Uint::from_words(words);
+    words.zeroize();
+    out
+}
+
+/// Propagates the carries of unnormalised lanes (each below `2^63`) so every limb is
+/// below `2^52`. The value must fit the limbs (it does: it is below `2p < R`).
+fn normalize(limbs: &mut [u64]) {
+    let mut carry = 0u64;
+    for limb in limbs.iter_mut() {
+        let t = *limb + carry;
+        *limb = t & MASK;
+        carry = t >> BITS;
+    }
+}
+
+/// `x = x - p` if `x >= p`, else unchanged; constant time (normalised limbs).
+fn reduce_once(x: &mut [u64], p: &[u64]) {
+    let mut diff = Zeroizing::new(vec![0u64; x.len()]);
+    let mut borrow = 0u64;
+    for ((d, &xi), &pi) in diff.iter_mut().zip(x.iter()).zip(p) {
+        let t = xi.wrapping_sub(pi).wrapping_sub(borrow);
+        *d = t & MASK;
+        borrow = t >> 63;
+    }
+    // borrow = 1: x < p, keep x. All ones when x >= p.
+    let keep_diff = borrow.wrapping_sub(1);
+    for (xi, &d) in x.iter_mut().zip(diff.iter()) {
+        *xi = (d & keep_diff) | (*xi & !keep_diff);
+    }
+}
+
+/// `out = table[index]` (entries of `n` limbs), reading every entry; constant time.
+fn ct_select(out: &mut [u64], table: &[u64], n: usize, index: u64) {
+    out.fill(0);
+    for (k, entry) in (0u64..).zip(table.chunks_exact(n)) {
+        let diff = k ^ index;
+        // All ones when k == index, zero otherwise (as in the comb's lookup).
+        let mask = core::hint::black_box(((diff | diff.wrapping_neg()) >> 63).wrapping_sub(1));
+        for (o, &e) in out.iter_mut().zip(entry) {
+            *o |= mask & e;
+        }
+    }
+}
+
+/// Low 52 bits of the 104-bit product of the low 52 bits of `x` and `y` (`vpmadd52luq`).
+fn lo52(x: u64, y: u64) -> u64 {
+    ((u128::from(x & MASK) * u128::from(y & MASK)) as u64) & MASK
+}
+
+/// High 52 bits of the same product (`vpmadd52huq`).
+fn hi52(x: u64, y: u64) -> u64 {
+    ((u128::from(x & MASK) * u128::from(y & MASK)) >> BITS) as u64
+}
+
+/// The almost-Montgomery multiplication on plain `u64` lanes: `out = a b / R mod p`,
+/// below `2p` for `a, b < 2p`. All slices have the same length (a multiple of 8).
+///
+/// This is the specification [`amm_ifma`] follows step for step.
+fn amm_portable(out: &mut [u64], a: &[u64], b: &[u64], p: &[u64], k0: u64) {
+    let n = p.len();
+    let mut acc = Zeroizing::new(vec![0u64; n]);
+    for &bi in b.iter().take(n) {
+        // acc += lo(a * b_i)
+        for (t, &aj) in acc.iter_mut().zip(a) {
+            *t = t.wrapping_add(lo52(aj, bi));
+        }
+        let m = acc[0].wrapping_mul(k0) & MASK;
+        // Lane 0 plus lo(m p_0) is a multiple of 2^52: only its carry moves on.
+        let carry = (acc[0] + lo52(p[0], m)) >> BITS;
+        for (t, &pj) in acc.iter_mut().zip(p).skip(1) {
+            *t = t.wrapping_add(lo52(pj, m));
+        }
+        // Divide by 2^52: every lane moves down one.
+        acc.copy_within(1.., 0);
+        acc[n - 1] = 0;
+        acc[0] += carry;
+        // The high halves belong one lane up, which is now the same index.
+        for ((t, &aj), &pj) in acc.iter_mut().zip(a).zip(p) {
+            *t = t.wrapping_add(hi52(aj, bi)).wrapping_add(hi52(pj, m));
+        }
+    }
+    normalize(&mut acc);
+    out.copy_from_slice(&acc);
+}
+
+/// Runs [`amm_ifma`] for `vectors` vectors if that size has a monomorphised loop and the
+/// slices have its length; `false` (nothing written) otherwise.
+fn ifma_mul(
+    token: IfmaToken,
+    vectors: usize,
+    out: &mut [u64],
+    a: &[u64],
+    b: &[u64],
+    p: &[u64],
+    k0: u64,
+) -> bool {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let _ = token;
+        macro_rules! sized {
+            ($($v:literal),*) => {
+                match vectors {
+                    $($v => {
+                        let (Ok(out), Ok(a), Ok(b), Ok(p)) = (
+                            <&mut [u64; $v * LANES]>::try_from(out),
+                            <&[u64; $v * LANES]>::try_from(a),
+                            <&[u64; $v * LANES]>::try_from(b),
+                            <&[u64; $v * LANES]>::try_from(p),
+                        ) else {
+                            return false;
+                        };
+                        // SAFETY: an `IfmaToken` exists only after `detect_ifma` saw the
+                        // CPU report both `avx512f` and `avx512ifma`, the features
+                        // `amm_ifma` is compiled for.
+                        unsafe { amm_ifma::<$v, { $v * LANES }>(out, a, b, p, k0) };
+                        true
+                    })*
+                    _ => false,
+                }
+            };
+        }
+        sized!(5, 8, 10, 15, 20)
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        let _ = (token, vectors, out, a, b, p, k0);
+        false
+    }
+}
+
+/// [`amm_portable`] on AVX-512: `V` vectors of 8 lanes (`N = 8 V` limbs).
+///
+/// # Safety
+/// The CPU must support `avx512f` and `avx512ifma`.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx512f,avx512ifma")]
+unsafe fn amm_ifma<const V: usize, const N: usize>(
+    out: &mut [u64; N],
+    a: &[u64; N],
+    b: &[u64; N],
+    p: &[u64; N],
+    k0: u64,
+) {
+    use core::arch::x86_64::{
+        _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm512_add_epi64, _mm512_alignr_epi64, _mm512_castsi512_si128,
+        _mm512_loadu_epi64, _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_set1_epi64,
+        _mm512_setzero_si512, _mm512_storeu_epi64, _mm512_zextsi128_si512,
+    };
+    let mut av = [_mm512_setzero_si512(); V];
+    let mut pv = [_mm512_setzero_si512(); V];
+    for (k, (va, vp)) in av.iter_mut().zip(pv.iter_mut()).enumerate() {
+        let (ca, cp): (&[u64], &[u64]) = (&a[k * LANES..(k + 1) * LANES], &p[k * LANES..(k + 1) * LANES]);
+        // SAFETY: `ca` and `cp` are 8 initialised u64 each (64 readable bytes); the
+        // loads are unaligned.
+        unsafe {
+            *va = _mm512_loadu_epi64(ca.as_ptr().cast::<i64>());
+            *vp = _mm512_loadu_epi64(cp.as_ptr().cast::<i64>());
+        }
+    }
+    let p0 = p[0];
+    let mut acc = [_mm512_setzero_si512(); V];
+    for &bi in b {
+        let bv = _mm512_set1_epi64(bi as i64);
+        for k in 0..V {
+            acc[k] = _mm512_madd52lo_epu64(acc[k], av[k], bv);
+        }
+        // Lane 0 after adding lo(a_0 b_i); m from its low 52 bits.
+        let lane0 = _mm_cvtsi128_si64(_mm512_castsi512_si128(acc[0])) as u64;
+        let m = lane0.wrapping_mul(k0) & MASK;
+        let carry = (lane0 + lo52(p0, m)) >> BITS;
+        let mv = _mm512_set1_epi64(m as i64);
+        for k in 0..V {
+            acc[k] = _mm512_madd52lo_epu64(acc[k], pv[k], mv);
+        }
+        // Shift down one lane: lanes 1..8 of acc[k], then lane 0 of acc[k + 1].
+        for k in 0..V - 1 {
+            acc[k] = _mm512_alignr_epi64::<1>(acc[k + 1], acc[k]);
+        }
+        acc[V - 1] = _mm512_alignr_epi64::<1>(_mm512_setzero_si512(), acc[V - 1]);
+        acc[0] = _mm512_add_epi64(acc[0], _mm512_zextsi128_si512(_mm_cvtsi64_si128(carry as i64)));
+        for k in 0..V {
+            acc[k] = _mm512_madd52hi_epu64(acc[k], av[k], bv);
+            acc[k] = _mm512_madd52hi_epu64(acc[k], pv[k], mv);
+        }
+    }
+    for k in 0..V {
+        let chunk: &mut [u64] = &mut out[k * LANES..(k + 1) * LANES];
+        // SAFETY: `chunk` is 8 u64 (64 writable bytes); the store is unaligned.
+        unsafe { _mm512_storeu_epi64(chunk.as_mut_ptr().cast::<i64>(), acc[k]) };
+    }
+    normalize(out);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use crypto_bigint::modular::{FixedMontyForm, FixedMontyParams};
+    use crypto_bigint::{U256, U2048, U6144, U8192};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{Rng, SeedableRng};
+
+    use super::super::modp;
+    use super::*;
+
+    fn random_below<const L: usize>(p: &Uint<L>, rng: &mut ChaCha20Rng) -> Uint<L> {
+        let mut words = [0u64; L];
+        for w in &mut words {
+            *w = rng.next_u64();
+        }
+        let x = Uint::from_words(words);
+        let m = NonZero::new(*p).unwrap();
+        x.rem_vartime(&m)
+    }
+
+    /// The reference: crypto-bigint's `base^x mod p`.
+    fn reference<const L: usize>(p: &Odd<Uint<L>>, base: &Uint<L>, x: &[u8; 32]) -> Uint<L> {
+        let params = FixedMontyParams::new_vartime(*p);
+        FixedMontyForm::new(base, &params).pow(&U256::from_be_slice(x)).retrieve()
+    }
+
+    fn check_pow<const L: usize>(p: &Odd<Uint<L>>, rounds: usize, ifma: Option<IfmaToken>) {
+        let r = Radix52::new(p).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(52 + L as u64);
+        let pm1 = p.as_ref().wrapping_sub(&Uint::ONE);
+        for round in 0..rounds {
+            let base = match round {
+                0 => Uint::from_u8(2),
+                1 => pm1,
+                2 => Uint::ONE,
+                _ => random_below(p.as_ref(), &mut rng),
+            };
+            let mut x = [0u8; 32];
+            rng.fill_bytes(&mut x);
+            match round {
+                3 => x = [0xff; 32],
+                4 => x = [0; 32],
+                5 => {
+                    x = {
+                        let mut e = [0; 32];
+                        e[31] = 1;
+                        e
+                    }
+                }
+                _ => {}
+            }
+            assert_eq!(r.pow(ifma, &base, &x), reference(p, &base, &x), "round {round}, L = {L}");
+        }
+    }
+
+    #[test]
+    fn neg_inverse() {
+        for q in [1u64, 3, 5, 0xf_ffff_ffff_ffff, 0x1234_5678_9abc_def1] {
+            assert_eq!(q.wrapping_mul(neg_inverse_52(q)).wrapping_add(1) & MASK, 0, "{q:#x}");
+        }
+        // RFC 3526 primes end in 64 one bits: -p^-1 = 1.
+        let r = Radix52::new(&modp::MODP6144.p_odd()).unwrap();
+        assert_eq!(r.k0, 1);
+    }
+
+    #[test]
+    fn limb_conversions_round_trip() {
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        for _ in 0..50 {
+            let x = random_below(modp::MODP6144.p(), &mut rng);
+            let limbs = to_limbs(x.as_words(), 120);
+            assert!(limbs.iter().all(|&l| l <= MASK));
+            assert_eq!(from_limbs::<{ U6144::LIMBS }>(&limbs), x);
+        }
+    }
+
+    #[test]
+    fn layout_per_group() {
+        let sizes = [
+            Radix52::new(&modp::MODP2048.p_odd()).unwrap().limbs(),
+            Radix52::new(&modp::MODP3072.p_odd()).unwrap().limbs(),
+            Radix52::new(&modp::MODP4096.p_odd()).unwrap().limbs(),
+            Radix52::new(&modp::MODP6144.p_odd()).unwrap().limbs(),
+            Radix52::new(&modp::MODP8192.p_odd()).unwrap().limbs(),
+        ];
+        assert_eq!(sizes, [40, 64, 80, 120, 160]);
+    }
+
+    /// One almost-Montgomery product against `a b R^-1 mod p` from crypto-bigint, with
+    /// operands up to `2p - 1` (the loop's input contract) and results below `2p`.
+    #[test]
+    fn portable_mul_matches_crypto_bigint() {
+        let p = modp::MODP2048.p_odd();
+        let r = Radix52::new(&p).unwrap();
+        let n = r.limbs();
+        let params = FixedMontyParams::new_vartime(p);
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let r_mod_p = from_limbs::<{ U2048::LIMBS }>(&r.one);
+        for round in 0..200 {
+            let (a, b) = (random_below(p.as_ref(), &mut rng), random_below(p.as_ref(), &mut rng));
+            // Lift some operands to a + p (still below 2p < R).
+            let lift = |x: &Uint<{ U2048::LIMBS }>, on: bool| {
+                let mut l = to_limbs(x.as_words(), n);
+                if on {
+                    let mut carry = 0;
+                    for (li, &pi) in l.iter_mut().zip(&r.p) {
+                        let t = *li + pi + carry;
+                        *li = t & MASK;
+                        carry = t >> BITS;
+                    }
+                    assert_eq!(carry, 0);
+                }
+                l
+            };
+            let (la, lb) = (lift(&a, round % 2 == 1), lift(&b, round % 3 == 1));
+            let mut out = vec![0; n];
+            amm_portable(&mut out, &la, &lb, &r.p, r.k0);
+            assert!(out.iter().all(|&l| l <= MASK));
+            let mut reduced = out.clone();
+            reduce_once(&mut reduced, &r.p);
+            assert_eq!(
+                reduced,
+                {
+                    let mut x = reduced.clone();
+                    reduce_once(&mut x, &r.p);
+                    x
+                },
+                "result below 2p"
+            );
+            // Expected: a b / R mod p = (a / R)(b / R) R with crypto-bigint's own R'.
+            // Compare via a * b * R^-1: (a b) mod p then divided by R mod p.
+            let ab = FixedMontyForm::new(&a, &params).mul(&FixedMontyForm::new(&b, &params));
+            let rinv = FixedMontyForm::new(&r_mod_p, &params).invert().unwrap();
+            let want = ab.mul(&rinv).retrieve();
+            assert_eq!(from_limbs::<{ U2048::LIMBS }>(&reduced), want, "round {round}");
+        }
+    }
+
+    #[test]
+    fn portable_pow_matches_crypto_bigint() {
+        check_pow(&modp::MODP2048.p_odd(), 12, None);
+        check_pow(&modp::MODP3072.p_odd(), 6, None);
+        check_pow(&modp::MODP4096.p_odd(), 6, None);
+        check_pow(&modp::MODP6144.p_odd(), 6, None);
+        check_pow(&modp::MODP8192.p_odd(), 6, None);
+    }
+
+    /// The vector backend against crypto-bigint on this CPU. Without AVX-512 IFMA there
+    /// is nothing to run, and the DH code never takes that path (`engine()` is
+    /// crypto-bigint): the test says so on stderr.
+    #[test]
+    fn ifma_pow_matches_crypto_bigint_when_the_cpu_has_it() {
+        let Some(token) = detect_ifma() else {
+            eprintln!("this CPU has no AVX-512 IFMA: only the portable loop was checked");
+            assert_eq!(engine(), Engine::CryptoBigint);
+            return;
+        };
+        assert!(Radix52::new(&modp::MODP2048.p_odd()).unwrap().ifma_usable(token));
+        assert!(Radix52::new(&modp::MODP6144.p_odd()).unwrap().ifma_usable(token));
+        check_pow(&modp::MODP2048.p_odd(), 40, Some(token));
+        check_pow(&modp::MODP3072.p_odd(), 20, Some(token));
+        check_pow(&modp::MODP4096.p_odd(), 20, Some(token));
+        check_pow(&modp::MODP6144.p_odd(), 20, Some(token));
+        check_pow(&modp::MODP8192.p_odd(), 20, Some(token));
+        // Single products, random operands below 2p, against the portable loop.
+        let p = modp::MODP8192.p_odd();
+        let r = Radix52::new(&p).unwrap();
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        for _ in 0..500 {
+            let a = to_limbs(random_below::<{ U8192::LIMBS }>(p.as_ref(), &mut rng).as_words(), 160);
+            let b = to_limbs(random_below::<{ U8192::LIMBS }>(p.as_ref(), &mut rng).as_words(), 160);
+            let (mut want, mut got) = (vec![0; 160], vec![0; 160]);
+            amm_portable(&mut want, &a, &b, &r.p, r.k0);
+            assert!(ifma_mul(token, 20, &mut got, &a, &b, &r.p, r.k0));
+            assert_eq!(want, got);
+        }
+    }
+}
