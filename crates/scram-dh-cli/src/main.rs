@@ -5,6 +5,8 @@
 //! Exit codes: 0 success, 1 other error, 2 usage error, 3 authentication
 //! failure (wrong credential, unknown user, host key refused), 4 connection failure.
 
+#![forbid(unsafe_code)]
+
 mod admin;
 mod bench;
 mod client_cmds;

@@ -30,6 +30,8 @@
 //! ## Features
 //! None.
 
+#![forbid(unsafe_code)]
+
 pub mod admission;
 pub mod channel;
 pub mod client;

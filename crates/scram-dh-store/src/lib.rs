@@ -42,6 +42,8 @@
 //!
 //! Features choose backends only; they never change protocol behaviour.
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "redis")]
