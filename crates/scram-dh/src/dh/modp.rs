@@ -12,7 +12,7 @@ use crypto_bigint::{CtEq, Odd, U256, Uint};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::DhError;
-use super::ifma::{self, Radix52};
+use super::ifma::{self, Comb52, Radix52};
 use super::jacobi;
 
 /// Width in bits of the comb windows used for `2^x`.
@@ -150,6 +150,8 @@ pub(crate) struct Modp<const L: usize> {
     comb: OnceLock<Comb<L, COMB_WINDOW>>,
     /// Radix-2^52 form of `p` for the IFMA backend, built on first use.
     radix52: OnceLock<Option<Radix52>>,
+    /// The IFMA backend's comb table for the generator, built on first key generation.
+    comb52: OnceLock<Comb52>,
 }
 
 /// RFC 3526 group 14 (2048 bits).
@@ -175,6 +177,7 @@ impl<const L: usize> Modp<L> {
             params: OnceLock::new(),
             comb: OnceLock::new(),
             radix52: OnceLock::new(),
+            comb52: OnceLock::new(),
         }
     }
 
@@ -268,8 +271,12 @@ impl<const L: usize> Modp<L> {
 
     /// Public key `2^x mod p` for the secret big-endian exponent `x` (constant time).
     pub(crate) fn public_key(&self, exponent: &[u8; 32]) -> Zeroizing<Vec<u8>> {
-        let params = self.params();
-        let mut y = self.comb().pow(exponent, params);
+        let mut y = if let Some((r, token)) = self.ifma() {
+            let comb = self.comb52.get_or_init(|| r.comb(Some(token)));
+            r.comb_pow(comb, Some(token), exponent)
+        } else {
+            self.comb().pow(exponent, self.params())
+        };
         let out = Self::encode(&y);
         y.zeroize();
         out
