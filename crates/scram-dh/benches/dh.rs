@@ -2,7 +2,9 @@
 //! (range + Legendre symbol), the Legendre symbol alone, the original design's full
 //! exponentiation check, the shared secret, and the server's whole registration DH.
 //!
-//! Sized to finish in well under a minute: `cargo bench --bench dh`.
+//! Every group: `cargo bench -p scram-dh --bench dh` (about two minutes); one group with
+//! a filter, e.g. `-- modp6144/`. `scripts/bench-all.sh` runs it next to
+//! `openssl speed ffdh6144` so the ratio comes from one session.
 
 // A benchmark with an invalid fixture must fail loudly.
 #![allow(clippy::expect_used)]
@@ -64,8 +66,14 @@ fn bench_group(c: &mut Criterion, group: Group, naive: bool) {
 }
 
 fn benches(c: &mut Criterion) {
+    // Which modular exponentiation ran (SCRAM_DH_MODEXP=crypto-bigint forces the
+    // fallback on an IFMA machine, to compare both in one session).
+    eprintln!("modexp engine: {}", scram_dh::dh::modexp_engine());
     bench_group(c, Group::Modp6144, true);
     bench_group(c, Group::Modp2048, true);
+    bench_group(c, Group::Modp3072, false);
+    bench_group(c, Group::Modp4096, false);
+    bench_group(c, Group::Modp8192, false);
     bench_group(c, Group::X25519, false);
 }
 

@@ -615,6 +615,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn limb_conversions_round_trip() {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         for _ in 0..50 {
@@ -647,7 +648,7 @@ mod tests {
         let params = FixedMontyParams::new_vartime(p);
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         let r_mod_p = from_limbs::<{ U2048::LIMBS }>(&r.one);
-        for round in 0..200 {
+        for round in 0..if cfg!(miri) { 3 } else { 200 } {
             let (a, b) = (random_below(p.as_ref(), &mut rng), random_below(p.as_ref(), &mut rng));
             // Lift some operands to a + p (still below 2p < R).
             let lift = |x: &Uint<{ U2048::LIMBS }>, on: bool| {
@@ -705,12 +706,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn portable_comb_matches_crypto_bigint() {
         check_comb(&modp::MODP2048.p_odd(), 20, None);
         check_comb(&modp::MODP6144.p_odd(), 4, None);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn portable_pow_matches_crypto_bigint() {
         check_pow(&modp::MODP2048.p_odd(), 12, None);
         check_pow(&modp::MODP3072.p_odd(), 6, None);
