@@ -36,6 +36,8 @@ command -v redis-server >/dev/null 2>&1 || debs+=(redis-server redis-tools)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || debs+=(python3-venv)
+# nm and objdump for the IFMA emulation harness (interop/ifma-emu/run.sh).
+command -v objdump >/dev/null 2>&1 && command -v nm >/dev/null 2>&1 || debs+=(binutils)
 if [ "${#debs[@]}" -gt 0 ]; then
     $sudo apt-get update || die "apt-get update failed"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${debs[@]}" \

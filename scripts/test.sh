@@ -16,4 +16,7 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The AVX-512 IFMA kernel's machine code under the Bochs emulator, so it is tested on
+# CPUs without IFMA too (bochscpu-python from PyPI in target/ifma-emu/venv).
+interop/ifma-emu/run.sh 100
 cargo test --workspace --locked --no-fail-fast

@@ -187,9 +187,8 @@ impl<const L: usize> Modp<L> {
     }
 
     /// The modulus as crypto-bigint's odd type.
-    #[cfg(test)]
-    pub(crate) fn p_odd(&self) -> Odd<Uint<L>> {
-        self.p
+    pub(crate) fn p_odd(&self) -> &Odd<Uint<L>> {
+        &self.p
     }
 
     /// The IFMA backend for this group, if the process uses it and it passed its

@@ -1,9 +1,9 @@
 //! Radix-2^52 Montgomery arithmetic for the MODP groups, with an AVX-512 IFMA backend.
 //!
 //! This is the only module of the workspace allowed `unsafe` code, and only for two
-//! things: calling the `#[target_feature]` function [`amm_ifma`] once the CPU has been
-//! seen to support it, and the unaligned vector loads and stores inside it. Every
-//! `unsafe` block carries a `SAFETY` comment.
+//! things: calling the `#[target_feature]` function `kernel::amm_ifma` once the CPU has
+//! been seen to support it, and the unaligned vector loads and stores inside it (in
+//! `kernel.rs`). Every `unsafe` block carries a `SAFETY` comment.
 //!
 //! # The arithmetic
 //!
@@ -23,11 +23,11 @@
 //! the end normalises the limbs.
 //!
 //! Two implementations of that loop share one specification:
-//! * [`amm_portable`]: plain Rust on `u64` lanes, exactly the instruction semantics of
+//! * [`amm_portable`](kernel::amm_portable): plain Rust on `u64` lanes, exactly the instruction semantics of
 //!   `vpmadd52luq` / `vpmadd52huq` / `valignq`. It runs everywhere (and under Miri), is
 //!   the reference the differential tests hold the vector code to, and is slower than
 //!   crypto-bigint: without IFMA the groups keep using crypto-bigint.
-//! * [`amm_ifma`]: the same steps on `__m512i` vectors, monomorphised per group size.
+//! * [`amm_ifma`](kernel::amm_ifma): the same steps on `__m512i` vectors, monomorphised per group size.
 //!
 //! On top of it: a fixed 5-bit-window exponentiation for `y^x` ([`Radix52::pow`]) and a
 //! fixed-base comb for `2^x` ([`Radix52::comb_pow`]), both over 256-bit exponents.
@@ -45,22 +45,22 @@
 
 use std::sync::OnceLock;
 
+mod kernel;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+use kernel::amm_ifma;
+use kernel::{BITS, LANES, MASK, amm_portable};
+
 use crypto_bigint::{NonZero, Odd, Uint};
 use zeroize::{Zeroize, Zeroizing};
-
-/// Limb width.
-const BITS: usize = 52;
-/// The low 52 bits.
-const MASK: u64 = (1 << BITS) - 1;
-/// Limbs per vector.
-const LANES: usize = 8;
 
 /// Which modular exponentiation the MODP groups use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Engine {
     /// crypto-bigint's constant-time Montgomery arithmetic (64-bit limbs).
     CryptoBigint,
-    /// Radix-2^52 arithmetic on AVX-512 IFMA ([`amm_ifma`]).
+    /// crypto-bigint, because the CPU has IFMA but [`amm_ifma`](kernel::amm_ifma) failed its self-test.
+    CryptoBigintAfterFailedSelfTest,
+    /// Radix-2^52 arithmetic on AVX-512 IFMA ([`amm_ifma`](kernel::amm_ifma)).
     Ifma(IfmaToken),
 }
 
@@ -69,6 +69,7 @@ impl Engine {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Engine::CryptoBigint => "crypto-bigint",
+            Engine::CryptoBigintAfterFailedSelfTest => "crypto-bigint (avx512-ifma failed its self-test)",
             Engine::Ifma(_) => "avx512-ifma",
         }
     }
@@ -77,7 +78,7 @@ impl Engine {
 /// Proof that the running CPU executes AVX-512F and AVX-512 IFMA instructions.
 ///
 /// Only [`detect_ifma`] builds one, after asking the CPU; holding one is what makes the
-/// call into [`amm_ifma`] sound.
+/// call into [`amm_ifma`](kernel::amm_ifma) sound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IfmaToken(());
 
@@ -97,15 +98,20 @@ fn detect_ifma() -> Option<IfmaToken> {
     })
 }
 
-/// The engine for this process: IFMA when the CPU has it, unless
-/// `SCRAM_DH_MODEXP=crypto-bigint`. Decided once.
+/// The engine for this process: IFMA when the CPU has it and a product mod the
+/// 2048-bit prime agrees with the portable loop, unless `SCRAM_DH_MODEXP=crypto-bigint`.
+/// Decided once.
 pub(crate) fn engine() -> Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     *ENGINE.get_or_init(|| {
         let forced = std::env::var("SCRAM_DH_MODEXP").ok();
         match (forced.as_deref(), detect_ifma()) {
             (Some("crypto-bigint"), _) | (_, None) => Engine::CryptoBigint,
-            (_, Some(token)) => Engine::Ifma(token),
+            (_, Some(token)) => {
+                let passes =
+                    Radix52::new(super::modp::MODP2048.p_odd()).is_some_and(|r| r.ifma_usable(token));
+                if passes { Engine::Ifma(token) } else { Engine::CryptoBigintAfterFailedSelfTest }
+            }
         }
     })
 }
@@ -122,7 +128,7 @@ pub(crate) struct Radix52 {
     one: Vec<u64>,
     /// `R^2 mod p`, limbs: multiplying by it enters Montgomery form.
     rr: Vec<u64>,
-    /// Whether [`amm_ifma`] agreed with [`amm_portable`] on this prime (checked once).
+    /// Whether [`amm_ifma`](kernel::amm_ifma) agreed with [`amm_portable`](kernel::amm_portable) on this prime (checked once).
     ifma_ok: OnceLock<bool>,
 }
 
@@ -359,17 +365,6 @@ fn from_limbs<const L: usize>(limbs: &[u64]) -> Uint<L> {
     out
 }
 
-/// Propagates the carries of unnormalised lanes (each below `2^63`) so every limb is
-/// below `2^52`. The value must fit the limbs (it does: it is below `2p < R`).
-fn normalize(limbs: &mut [u64]) {
-    let mut carry = 0u64;
-    for limb in limbs.iter_mut() {
-        let t = *limb + carry;
-        *limb = t & MASK;
-        carry = t >> BITS;
-    }
-}
-
 /// `x = x - p` if `x >= p`, else unchanged; constant time (normalised limbs).
 fn reduce_once(x: &mut [u64], p: &[u64]) {
     let mut diff = Zeroizing::new(vec![0u64; x.len()]);
@@ -399,48 +394,7 @@ fn ct_select(out: &mut [u64], table: &[u64], n: usize, index: u64) {
     }
 }
 
-/// Low 52 bits of the 104-bit product of the low 52 bits of `x` and `y` (`vpmadd52luq`).
-fn lo52(x: u64, y: u64) -> u64 {
-    ((u128::from(x & MASK) * u128::from(y & MASK)) as u64) & MASK
-}
-
-/// High 52 bits of the same product (`vpmadd52huq`).
-fn hi52(x: u64, y: u64) -> u64 {
-    ((u128::from(x & MASK) * u128::from(y & MASK)) >> BITS) as u64
-}
-
-/// The almost-Montgomery multiplication on plain `u64` lanes: `out = a b / R mod p`,
-/// below `2p` for `a, b < 2p`. All slices have the same length (a multiple of 8).
-///
-/// This is the specification [`amm_ifma`] follows step for step.
-fn amm_portable(out: &mut [u64], a: &[u64], b: &[u64], p: &[u64], k0: u64) {
-    let n = p.len();
-    let mut acc = Zeroizing::new(vec![0u64; n]);
-    for &bi in b.iter().take(n) {
-        // acc += lo(a * b_i)
-        for (t, &aj) in acc.iter_mut().zip(a) {
-            *t = t.wrapping_add(lo52(aj, bi));
-        }
-        let m = acc[0].wrapping_mul(k0) & MASK;
-        // Lane 0 plus lo(m p_0) is a multiple of 2^52: only its carry moves on.
-        let carry = (acc[0] + lo52(p[0], m)) >> BITS;
-        for (t, &pj) in acc.iter_mut().zip(p).skip(1) {
-            *t = t.wrapping_add(lo52(pj, m));
-        }
-        // Divide by 2^52: every lane moves down one.
-        acc.copy_within(1.., 0);
-        acc[n - 1] = 0;
-        acc[0] += carry;
-        // The high halves belong one lane up, which is now the same index.
-        for ((t, &aj), &pj) in acc.iter_mut().zip(a).zip(p) {
-            *t = t.wrapping_add(hi52(aj, bi)).wrapping_add(hi52(pj, m));
-        }
-    }
-    normalize(&mut acc);
-    out.copy_from_slice(&acc);
-}
-
-/// Runs [`amm_ifma`] for `vectors` vectors if that size has a monomorphised loop and the
+/// Runs [`amm_ifma`](kernel::amm_ifma) for `vectors` vectors if that size has a monomorphised loop and the
 /// slices have its length; `false` (nothing written) otherwise.
 fn ifma_mul(
     token: IfmaToken,
@@ -483,69 +437,6 @@ fn ifma_mul(
         let _ = (token, vectors, out, a, b, p, k0);
         false
     }
-}
-
-/// [`amm_portable`] on AVX-512: `V` vectors of 8 lanes (`N = 8 V` limbs).
-///
-/// # Safety
-/// The CPU must support `avx512f` and `avx512ifma`.
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-#[target_feature(enable = "avx512f,avx512ifma")]
-unsafe fn amm_ifma<const V: usize, const N: usize>(
-    out: &mut [u64; N],
-    a: &[u64; N],
-    b: &[u64; N],
-    p: &[u64; N],
-    k0: u64,
-) {
-    use core::arch::x86_64::{
-        _mm_cvtsi64_si128, _mm_cvtsi128_si64, _mm512_add_epi64, _mm512_alignr_epi64, _mm512_castsi512_si128,
-        _mm512_loadu_epi64, _mm512_madd52hi_epu64, _mm512_madd52lo_epu64, _mm512_set1_epi64,
-        _mm512_setzero_si512, _mm512_storeu_epi64, _mm512_zextsi128_si512,
-    };
-    let mut av = [_mm512_setzero_si512(); V];
-    let mut pv = [_mm512_setzero_si512(); V];
-    for (k, (va, vp)) in av.iter_mut().zip(pv.iter_mut()).enumerate() {
-        let (ca, cp): (&[u64], &[u64]) = (&a[k * LANES..(k + 1) * LANES], &p[k * LANES..(k + 1) * LANES]);
-        // SAFETY: `ca` and `cp` are 8 initialised u64 each (64 readable bytes); the
-        // loads are unaligned.
-        unsafe {
-            *va = _mm512_loadu_epi64(ca.as_ptr().cast::<i64>());
-            *vp = _mm512_loadu_epi64(cp.as_ptr().cast::<i64>());
-        }
-    }
-    let p0 = p[0];
-    let mut acc = [_mm512_setzero_si512(); V];
-    for &bi in b {
-        let bv = _mm512_set1_epi64(bi as i64);
-        for k in 0..V {
-            acc[k] = _mm512_madd52lo_epu64(acc[k], av[k], bv);
-        }
-        // Lane 0 after adding lo(a_0 b_i); m from its low 52 bits.
-        let lane0 = _mm_cvtsi128_si64(_mm512_castsi512_si128(acc[0])) as u64;
-        let m = lane0.wrapping_mul(k0) & MASK;
-        let carry = (lane0 + lo52(p0, m)) >> BITS;
-        let mv = _mm512_set1_epi64(m as i64);
-        for k in 0..V {
-            acc[k] = _mm512_madd52lo_epu64(acc[k], pv[k], mv);
-        }
-        // Shift down one lane: lanes 1..8 of acc[k], then lane 0 of acc[k + 1].
-        for k in 0..V - 1 {
-            acc[k] = _mm512_alignr_epi64::<1>(acc[k + 1], acc[k]);
-        }
-        acc[V - 1] = _mm512_alignr_epi64::<1>(_mm512_setzero_si512(), acc[V - 1]);
-        acc[0] = _mm512_add_epi64(acc[0], _mm512_zextsi128_si512(_mm_cvtsi64_si128(carry as i64)));
-        for k in 0..V {
-            acc[k] = _mm512_madd52hi_epu64(acc[k], av[k], bv);
-            acc[k] = _mm512_madd52hi_epu64(acc[k], pv[k], mv);
-        }
-    }
-    for k in 0..V {
-        let chunk: &mut [u64] = &mut out[k * LANES..(k + 1) * LANES];
-        // SAFETY: `chunk` is 8 u64 (64 writable bytes); the store is unaligned.
-        unsafe { _mm512_storeu_epi64(chunk.as_mut_ptr().cast::<i64>(), acc[k]) };
-    }
-    normalize(out);
 }
 
 #[cfg(test)]
@@ -610,7 +501,7 @@ mod tests {
             assert_eq!(q.wrapping_mul(neg_inverse_52(q)).wrapping_add(1) & MASK, 0, "{q:#x}");
         }
         // RFC 3526 primes end in 64 one bits: -p^-1 = 1.
-        let r = Radix52::new(&modp::MODP6144.p_odd()).unwrap();
+        let r = Radix52::new(modp::MODP6144.p_odd()).unwrap();
         assert_eq!(r.k0, 1);
     }
 
@@ -629,11 +520,11 @@ mod tests {
     #[test]
     fn layout_per_group() {
         let sizes = [
-            Radix52::new(&modp::MODP2048.p_odd()).unwrap().limbs(),
-            Radix52::new(&modp::MODP3072.p_odd()).unwrap().limbs(),
-            Radix52::new(&modp::MODP4096.p_odd()).unwrap().limbs(),
-            Radix52::new(&modp::MODP6144.p_odd()).unwrap().limbs(),
-            Radix52::new(&modp::MODP8192.p_odd()).unwrap().limbs(),
+            Radix52::new(modp::MODP2048.p_odd()).unwrap().limbs(),
+            Radix52::new(modp::MODP3072.p_odd()).unwrap().limbs(),
+            Radix52::new(modp::MODP4096.p_odd()).unwrap().limbs(),
+            Radix52::new(modp::MODP6144.p_odd()).unwrap().limbs(),
+            Radix52::new(modp::MODP8192.p_odd()).unwrap().limbs(),
         ];
         assert_eq!(sizes, [40, 64, 80, 120, 160]);
     }
@@ -642,7 +533,7 @@ mod tests {
     /// operands up to `2p - 1` (the loop's input contract) and results below `2p`.
     #[test]
     fn portable_mul_matches_crypto_bigint() {
-        let p = modp::MODP2048.p_odd();
+        let p = *modp::MODP2048.p_odd();
         let r = Radix52::new(&p).unwrap();
         let n = r.limbs();
         let params = FixedMontyParams::new_vartime(p);
@@ -708,18 +599,18 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn portable_comb_matches_crypto_bigint() {
-        check_comb(&modp::MODP2048.p_odd(), 20, None);
-        check_comb(&modp::MODP6144.p_odd(), 4, None);
+        check_comb(modp::MODP2048.p_odd(), 20, None);
+        check_comb(modp::MODP6144.p_odd(), 4, None);
     }
 
     #[test]
     #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn portable_pow_matches_crypto_bigint() {
-        check_pow(&modp::MODP2048.p_odd(), 12, None);
-        check_pow(&modp::MODP3072.p_odd(), 6, None);
-        check_pow(&modp::MODP4096.p_odd(), 6, None);
-        check_pow(&modp::MODP6144.p_odd(), 6, None);
-        check_pow(&modp::MODP8192.p_odd(), 6, None);
+        check_pow(modp::MODP2048.p_odd(), 12, None);
+        check_pow(modp::MODP3072.p_odd(), 6, None);
+        check_pow(modp::MODP4096.p_odd(), 6, None);
+        check_pow(modp::MODP6144.p_odd(), 6, None);
+        check_pow(modp::MODP8192.p_odd(), 6, None);
     }
 
     /// The vector backend against crypto-bigint on this CPU. Without AVX-512 IFMA there
@@ -732,18 +623,21 @@ mod tests {
             assert_eq!(engine(), Engine::CryptoBigint);
             return;
         };
-        assert!(Radix52::new(&modp::MODP2048.p_odd()).unwrap().ifma_usable(token));
-        assert!(Radix52::new(&modp::MODP6144.p_odd()).unwrap().ifma_usable(token));
-        check_pow(&modp::MODP2048.p_odd(), 40, Some(token));
-        check_pow(&modp::MODP3072.p_odd(), 20, Some(token));
-        check_pow(&modp::MODP4096.p_odd(), 20, Some(token));
-        check_pow(&modp::MODP6144.p_odd(), 20, Some(token));
-        check_pow(&modp::MODP8192.p_odd(), 20, Some(token));
-        check_comb(&modp::MODP2048.p_odd(), 20, Some(token));
-        check_comb(&modp::MODP6144.p_odd(), 20, Some(token));
-        check_comb(&modp::MODP8192.p_odd(), 20, Some(token));
+        if std::env::var("SCRAM_DH_MODEXP").is_err() {
+            assert_eq!(engine(), Engine::Ifma(token), "the self-test passed, so the groups use IFMA");
+        }
+        assert!(Radix52::new(modp::MODP2048.p_odd()).unwrap().ifma_usable(token));
+        assert!(Radix52::new(modp::MODP6144.p_odd()).unwrap().ifma_usable(token));
+        check_pow(modp::MODP2048.p_odd(), 40, Some(token));
+        check_pow(modp::MODP3072.p_odd(), 20, Some(token));
+        check_pow(modp::MODP4096.p_odd(), 20, Some(token));
+        check_pow(modp::MODP6144.p_odd(), 20, Some(token));
+        check_pow(modp::MODP8192.p_odd(), 20, Some(token));
+        check_comb(modp::MODP2048.p_odd(), 20, Some(token));
+        check_comb(modp::MODP6144.p_odd(), 20, Some(token));
+        check_comb(modp::MODP8192.p_odd(), 20, Some(token));
         // Single products, random operands below 2p, against the portable loop.
-        let p = modp::MODP8192.p_odd();
+        let p = *modp::MODP8192.p_odd();
         let r = Radix52::new(&p).unwrap();
         let mut rng = ChaCha20Rng::seed_from_u64(99);
         for _ in 0..500 {
