@@ -133,14 +133,15 @@ pub(crate) struct Radix52 {
 }
 
 impl Radix52 {
-    /// Prepares `p` (public; variable time is fine). `None` if `p` needs more than
-    /// 20 vectors (8192 bits is the largest RFC 3526 group) or is too small.
+    /// Prepares the odd modulus `p` (public; variable time is fine); `None` below 3.
+    /// Sizes without a monomorphised IFMA loop ([`SUPPORTED_VECTORS`]) run on the
+    /// portable loop only.
     pub(crate) fn new<const L: usize>(p: &Odd<Uint<L>>) -> Option<Radix52> {
         let bits = p.as_ref().bits_vartime() as usize;
         // R = 2^(52 * limbs) must exceed 4p: two spare bits.
         let limbs = (bits + 2).div_ceil(BITS).next_multiple_of(LANES);
         let vectors = limbs / LANES;
-        if !SUPPORTED_VECTORS.contains(&vectors) {
+        if bits < 3 {
             return None;
         }
         let p_limbs = to_limbs(p.as_ref().as_words(), limbs);
@@ -495,7 +496,32 @@ mod tests {
         }
     }
 
+    /// Small enough for Miri: a 500-bit odd modulus (two vectors, portable loop only),
+    /// exponentiation and comb against crypto-bigint.
     #[test]
+    fn small_modulus_pow_and_comb() {
+        use crypto_bigint::U512;
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for _ in 0..2 {
+            let mut words = [0u64; U512::LIMBS];
+            for w in &mut words {
+                *w = rng.next_u64();
+            }
+            words[0] |= 1;
+            words[U512::LIMBS - 1] >>= 12;
+            let p = Odd::new(U512::from_words(words)).unwrap();
+            let r = Radix52::new(&p).unwrap();
+            assert_eq!(r.limbs(), 16);
+            check_pow(&p, 2, None);
+            let comb = r.comb(None);
+            let mut x = [0u8; 32];
+            rng.fill_bytes(&mut x);
+            assert_eq!(r.comb_pow::<{ U512::LIMBS }>(&comb, None, &x), reference(&p, &U512::from_u8(2), &x));
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn neg_inverse() {
         for q in [1u64, 3, 5, 0xf_ffff_ffff_ffff, 0x1234_5678_9abc_def1] {
             assert_eq!(q.wrapping_mul(neg_inverse_52(q)).wrapping_add(1) & MASK, 0, "{q:#x}");
@@ -518,6 +544,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn layout_per_group() {
         let sizes = [
             Radix52::new(modp::MODP2048.p_odd()).unwrap().limbs(),
@@ -532,6 +559,7 @@ mod tests {
     /// One almost-Montgomery product against `a b R^-1 mod p` from crypto-bigint, with
     /// operands up to `2p - 1` (the loop's input contract) and results below `2p`.
     #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn portable_mul_matches_crypto_bigint() {
         let p = *modp::MODP2048.p_odd();
         let r = Radix52::new(&p).unwrap();
@@ -539,7 +567,7 @@ mod tests {
         let params = FixedMontyParams::new_vartime(p);
         let mut rng = ChaCha20Rng::seed_from_u64(11);
         let r_mod_p = from_limbs::<{ U2048::LIMBS }>(&r.one);
-        for round in 0..if cfg!(miri) { 3 } else { 200 } {
+        for round in 0..200 {
             let (a, b) = (random_below(p.as_ref(), &mut rng), random_below(p.as_ref(), &mut rng));
             // Lift some operands to a + p (still below 2p < R).
             let lift = |x: &Uint<{ U2048::LIMBS }>, on: bool| {
