@@ -134,8 +134,8 @@ pub(crate) struct Radix52 {
 
 impl Radix52 {
     /// Prepares the odd modulus `p` (public; variable time is fine); `None` below 3.
-    /// Sizes without a monomorphised IFMA loop ([`SUPPORTED_VECTORS`]) run on the
-    /// portable loop only.
+    /// Sizes without a monomorphised IFMA loop (all but 5, 8, 10, 15 and 20 vectors:
+    /// the five RFC 3526 groups) run on the portable loop only.
     pub(crate) fn new<const L: usize>(p: &Odd<Uint<L>>) -> Option<Radix52> {
         let bits = p.as_ref().bits_vartime() as usize;
         // R = 2^(52 * limbs) must exceed 4p: two spare bits.
@@ -320,10 +320,6 @@ impl Radix52 {
         from_limbs::<L>(&out)
     }
 }
-
-/// Group sizes (in vectors of 8 limbs) with a monomorphised IFMA loop: 2048, 3072,
-/// 4096, 6144 and 8192 bits.
-const SUPPORTED_VECTORS: [usize; 5] = [5, 8, 10, 15, 20];
 
 /// `-q^-1 mod 2^52` for odd `q` (Newton iteration; public).
 fn neg_inverse_52(q: u64) -> u64 {
