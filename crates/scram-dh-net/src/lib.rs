@@ -41,6 +41,7 @@ pub mod http_auth;
 pub mod http_client;
 pub mod known_hosts;
 pub mod log;
+pub mod metrics;
 pub mod passwd;
 pub mod sasl;
 pub mod server;
