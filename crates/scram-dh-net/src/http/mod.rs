@@ -86,8 +86,8 @@ pub struct HttpOptions {
     /// the rightmost address in that header that is not itself a trusted proxy.
     pub trusted_proxies: Vec<IpNet>,
     /// Serve the Prometheus metrics ([`crate::metrics`]) unsigned on `GET
-    /// /metrics` (default true). Off, `/metrics` is 404 — or, with an
-    /// upstream, a path like any other, forwarded when signed.
+    /// /metrics` (default true). Off, `/metrics` is 404 `unsupported` — or,
+    /// with an upstream, a path like any other, forwarded when signed.
     pub metrics: bool,
 }
 
@@ -248,6 +248,9 @@ where
         let mut open = Router::new().route("/v1/ping", ping);
         if self.state.options.metrics {
             open = open.route("/metrics", get(metrics_route::<C, S>));
+        } else if self.state.upstream.is_none() {
+            // Else the signed layer's fallback would answer 401, as if they were there.
+            open = open.route("/metrics", get(metrics_off));
         }
         open.route("/v1/registration/pairing", handshake::route(Expect::RegistrationPairing))
             .route("/v1/registration/password", handshake::route(Expect::RegistrationPassword))
@@ -307,6 +310,11 @@ async fn metrics_route<C, S>(State(st): State<Arc<FrontState<C, S>>>) -> Respons
     let http_sessions = st.sessions.live(crate::server::now_ms()).await.ok();
     let body = crate::metrics::render_with(http_sessions);
     ([(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE))], body).into_response()
+}
+
+/// `GET /metrics` with [`HttpOptions::metrics`] off (and no upstream): 404.
+async fn metrics_off() -> Response {
+    error_response(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "metrics are not served here")
 }
 
 /// The HTTP listener, counting its open connections.
