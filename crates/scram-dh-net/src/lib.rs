@@ -12,6 +12,8 @@
 //! nodes behind a load balancer share the HTTP sessions and the failed-proof
 //! penalties through stores ([`http::HttpFront::with_session_store`],
 //! [`Admission::with_penalty_store`], the traits of [`scram_dh::cluster`]).
+//! Every front counts into one process-global set of Prometheus metrics
+//! ([`metrics`]), which the HTTP front serves on `GET /metrics`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scram_dh_net::NetError> {
