@@ -27,8 +27,11 @@
 //! channel or HTTP session cap, or an engine at its session cap (`busy`);
 //! `error` everything else (malformed or out-of-order steps, an expired
 //! session, a taken name, a store failure, a client that went away or timed
-//! out mid-handshake). A request or line that is not a handshake message at
-//! all is not a handshake and is not counted here.
+//! out mid-handshake, over TCP and standard SCRAM). A request or line that is
+//! not a handshake message at all is not a handshake and is not counted here.
+//! Over HTTP and RFC 7804 a handshake abandoned after its first request is not
+//! counted either: no request ends it, its engine session just expires (while it
+//! lives, `scram_dh_handshake_sessions` shows it).
 //!
 //! Durations: over TCP and standard SCRAM the time from the first line of a
 //! handshake to its final reply. Over HTTP a handshake spans two requests; the
