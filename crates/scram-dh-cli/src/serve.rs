@@ -146,6 +146,11 @@ pub struct ServeArgs {
     /// host). Requests from other addresses are attributed to their own address.
     #[arg(long = "trusted-proxy", env = "SCRAM_DH_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<String>,
+    /// Do not serve the Prometheus metrics on GET /metrics of the HTTP front
+    /// (config file: `metrics = false`). They are served by default, unsigned:
+    /// counts and gauges only, no usernames or addresses.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -186,6 +191,7 @@ struct FileConfig {
     cluster_secret_file: Option<PathBuf>,
     sessions: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    metrics: Option<bool>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -457,6 +463,7 @@ impl ServeArgs {
             self.http_max_sessions_per_user.or(file.http_max_sessions_per_user),
             http_options.max_sessions_per_user,
         )?;
+        http_options.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
         http_options.upstream = self.upstream.or(file.upstream);
         if let Some(u) = &http_options.upstream
             && !u.starts_with("http://")
@@ -608,16 +615,22 @@ pub async fn build_all(settings: &Settings) -> Result<Built> {
     )
     .await?;
     // `open` reads the records' shapes, so unknown users' replies match them (M6).
-    let engine =
+    let engine = Arc::new(
         ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), backends.handshakes)
-            .await?;
+            .await?,
+    );
+    // `scram_dh_handshake_sessions`: the memory store counts; Redis does not say.
+    scram_dh_net::metrics::watch_sessions(&engine, |sessions: &AnySessions| match sessions {
+        AnySessions::Memory(m) => Some(m.len()),
+        AnySessions::Redis(_) => None,
+    });
     let service = KvService::with_limits(store, settings.kv.clone());
     let admission = match backends.penalties {
         Some(penalties) => Admission::with_penalty_store(settings.limits.clone(), penalties),
         None => Admission::new(settings.limits.clone()),
     };
     Ok(Built {
-        server: Server::with_admission(engine, service, admission),
+        server: Server::from_parts(engine, service, admission),
         fingerprint,
         http_sessions: backends.http,
     })
@@ -724,4 +737,43 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         done.context("a front panicked")??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap()
+            .serve
+            .settings()
+            .unwrap()
+    }
+
+    // Issue 10: the metrics are on by default, off with the flag or the config key.
+    #[test]
+    fn metrics_flag_and_config_key() {
+        assert!(settings(&[]).http_options.metrics);
+        assert!(!settings(&["--no-metrics"]).http_options.metrics);
+        let dir = tempfile::tempdir().unwrap();
+        let off = dir.path().join("off.toml");
+        std::fs::write(&off, "metrics = false\n").unwrap();
+        assert!(!settings(&["--config", off.to_str().unwrap()]).http_options.metrics);
+        let on = dir.path().join("on.toml");
+        std::fs::write(&on, "metrics = true\n").unwrap();
+        assert!(settings(&["--config", on.to_str().unwrap()]).http_options.metrics);
+        assert!(
+            !settings(&["--config", on.to_str().unwrap(), "--no-metrics"]).http_options.metrics,
+            "the flag wins"
+        );
+    }
 }

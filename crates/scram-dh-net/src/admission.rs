@@ -35,8 +35,9 @@
 //!   timeout enforced by the front.
 //!
 //! Every refusal is an `error` message with code `busy` (`server_error` for
-//! [`Refusal::Unavailable`]) and a reason a person can act on; every limit is a
-//! field of [`Limits`].
+//! [`Refusal::Unavailable`]) and a reason a person can act on, and is counted
+//! by reason in `scram_dh_admission_refusals_total` ([`crate::metrics`]); every
+//! limit is a field of [`Limits`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,6 +53,7 @@ use scram_dh::{Error, ErrorCode, Outcome};
 use tracing::{debug, info, warn};
 
 use crate::log::Escaped;
+use crate::metrics::{self, RefusalReason};
 use crate::server::now_ms;
 
 /// A peer as the limits see it: an IPv4 address, or an IPv6 address cut to its
@@ -758,6 +760,7 @@ impl Admission {
         };
         if let Some(r) = refusal {
             s.log.refused += 1;
+            metrics::record_refusal((&r).into());
             return Err(r);
         }
         s.total.connections += 1;
@@ -815,6 +818,7 @@ impl Admission {
         if self.penalty_store.is_some() {
             warn!("a synchronous admission check on a shared penalty store: refused (use admit_*)");
             self.lock().log.refused += 1;
+            metrics::record_refusal(RefusalReason::Unavailable);
             return Err(Refusal::Unavailable);
         }
         Ok(())
@@ -859,6 +863,7 @@ impl Admission {
             && let Err(r) = Self::check_shared(store.as_ref(), peer, account, now_ms).await
         {
             self.lock().log.refused += 1;
+            metrics::record_refusal((&r).into());
             return Err(r);
         }
         self.check_at(peer, account, registration, channel, dh, now)
@@ -904,6 +909,7 @@ impl Admission {
         let mut s = self.lock();
         let refused = |s: &mut State, r: Refusal| {
             s.log.refused += 1;
+            metrics::record_refusal((&r).into());
             Err(r)
         };
         // With a shared store, its penalties were checked before (admit_at).
@@ -1177,6 +1183,7 @@ impl Admission {
             || user_channels >= l.max_channels_per_user
         {
             s.log.refused += 1;
+            metrics::record_refusal(RefusalReason::Channels);
             return Err(Refusal::Channels);
         }
         s.total.channels += 1;
@@ -1191,7 +1198,12 @@ impl Admission {
                 p.handshakes = p.handshakes.saturating_sub(1);
             }
         }
-        Ok(ChannelGuard { admission: Arc::clone(self), peer, username: username.to_owned() })
+        Ok(ChannelGuard {
+            admission: Arc::clone(self),
+            peer,
+            username: username.to_owned(),
+            _live: metrics::Live::channel(),
+        })
     }
 
     fn forget_if_idle(s: &mut State, peer: PeerKey, l: &Limits) {
@@ -1263,6 +1275,8 @@ pub struct ChannelGuard {
     admission: Arc<Admission>,
     peer: PeerKey,
     username: String,
+    /// `scram_dh_channels`.
+    _live: metrics::Live,
 }
 
 impl fmt::Debug for ChannelGuard {

@@ -1,6 +1,7 @@
 //! One TCP connection's life after admission: the handshake loop (framing,
 //! deadlines, one handshake in flight, the admission checks around each engine
-//! step), then the channel handoff under an idle timeout.
+//! step), then the channel handoff under an idle timeout. Each handshake is
+//! counted and timed ([`crate::metrics`]) before its final reply is written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::channel::{Role, SecureChannel};
 use crate::error::NetError;
 use crate::framing::{read_line, write_line};
 use crate::log::{Escaped, escaped};
+use crate::metrics::{self, Front, HandshakeOutcome, Kind, Timer};
 use crate::server::{Service, Shared, now_ms};
 
 /// How long a service may take to wind down after being told to stop because
@@ -47,6 +49,8 @@ where
             tokio::time::Instant::now() + limits.first_line_timeout.min(limits.handshake_timeout);
         let mut first_line = true;
         let mut in_flight: Option<Phase> = None;
+        // The handshake in progress, for the metrics: dropped unfinished, it counts as `error`.
+        let mut timer: Option<Timer> = None;
         let mut done = 0u32;
         loop {
             let line = tokio::select! {
@@ -82,6 +86,7 @@ where
                     return;
                 }
             };
+            let received = std::time::Instant::now();
             if first_line {
                 first_line = false;
                 deadline = tokio::time::Instant::now() + limits.handshake_timeout;
@@ -106,10 +111,14 @@ where
                 let _ = write_line(&mut io, &ServerMessage::error(&e).to_json()).await;
                 return;
             }
+            if timer.is_none() {
+                timer = Some(Timer::start(Front::Tcp, Kind::of(&msg), received));
+            }
             let outcome =
                 match admitted_step(&self.engine, &self.admission, peer, msg, &peer_key, &mut rng).await {
                     Ok(outcome) => outcome,
                     Err(refusal) => {
+                        finish(&mut timer, HandshakeOutcome::Refused);
                         let _ = write_line(&mut io, &refusal.reply().to_json()).await;
                         return;
                     }
@@ -122,6 +131,7 @@ where
                     }
                 }
                 Outcome::Registered { reply, username } => {
+                    finish(&mut timer, HandshakeOutcome::Ok);
                     if write_line(&mut io, &reply.to_json()).await.is_err() {
                         return;
                     }
@@ -134,6 +144,7 @@ where
                     deadline = tokio::time::Instant::now() + limits.handshake_timeout;
                 }
                 Outcome::Failed { reply, error, username } => {
+                    finish(&mut timer, HandshakeOutcome::of_error(&error));
                     let _ = write_line(&mut io, &reply.to_json()).await;
                     let account = username.as_deref().map(Escaped);
                     match error.code() {
@@ -151,6 +162,7 @@ where
                 Outcome::Authenticated { reply, auth } => {
                     let (username, keys) = auth.into_parts();
                     let Some(keys) = keys else {
+                        finish(&mut timer, HandshakeOutcome::Ok);
                         let _ = write_line(&mut io, &reply.to_json()).await;
                         info!(%peer, username = %Escaped(&username), channel = false, "authenticated");
                         return;
@@ -160,11 +172,13 @@ where
                     let guard = match self.admission.open_channel(&mut conn, &username) {
                         Ok(guard) => guard,
                         Err(refusal) => {
+                            finish(&mut timer, HandshakeOutcome::Refused);
                             info!(%peer, username = %Escaped(&username), reason = %refusal.message(), "channel refused");
                             let _ = write_line(&mut io, &refusal.reply().to_json()).await;
                             return;
                         }
                     };
+                    finish(&mut timer, HandshakeOutcome::Ok);
                     if write_line(&mut io, &reply.to_json()).await.is_err() {
                         return;
                     }
@@ -238,6 +252,7 @@ where
     // A DH step costs up to ~10 ms of CPU (modp8192): on a multi-thread
     // runtime, tell tokio, so this worker's other connections move on.
     let heavy = costs_dh(&msg);
+    let dh = if heavy { metrics::dh_group(&msg) } else { None };
     let step = engine.handle(msg, peer_key, now_ms(), rng);
     let handle = tokio::runtime::Handle::current();
     let outcome = if heavy && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
@@ -246,5 +261,15 @@ where
         step.await
     };
     admission.learn_outcome(peer, &outcome).await;
+    if let (Some(group), Outcome::Continue(_)) = (dh, &outcome) {
+        metrics::record_dh(group);
+    }
     Ok(outcome)
+}
+
+/// Ends the timed handshake `slot` holds, if any, with `outcome`.
+fn finish(slot: &mut Option<Timer>, outcome: HandshakeOutcome) {
+    if let Some(timer) = slot.take() {
+        timer.finish(outcome);
+    }
 }

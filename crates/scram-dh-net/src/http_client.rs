@@ -36,6 +36,8 @@ pub const REGISTRATION_PASSWORD: &str = "/v1/registration/password";
 pub const AUTH_PAIRING: &str = "/v1/auth/pairing";
 /// A3 -> A4.
 pub const AUTH_PROOF: &str = "/v1/auth/proof";
+/// `GET`, unsigned ([`HttpClient::ping`]) or signed ([`HttpSession::request`]).
+pub const PING: &str = "/v1/ping";
 
 /// The default time for one whole HTTP exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -169,6 +171,19 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok((status, headers, body))
+    }
+
+    /// `GET /v1/ping`, unsigned: the body the server answers (`{"pong":true}`).
+    ///
+    /// # Errors
+    /// [`HttpError::Invalid`] for a non-200 status or a body that is not UTF-8;
+    /// transport errors.
+    pub async fn ping(&self) -> Result<String, HttpError> {
+        let (status, _, body) = self.send(reqwest::Method::GET, PING, &[], Vec::new()).await?;
+        if status != 200 {
+            return Err(HttpError::Invalid(format!("{PING}: status {status}")));
+        }
+        String::from_utf8(body).map_err(|_| HttpError::Invalid(format!("{PING}: body not UTF-8")))
     }
 
     /// POSTs one handshake message and parses the reply (an error object with a

@@ -12,6 +12,8 @@
 //! nodes behind a load balancer share the HTTP sessions and the failed-proof
 //! penalties through stores ([`http::HttpFront::with_session_store`],
 //! [`Admission::with_penalty_store`], the traits of [`scram_dh::cluster`]).
+//! Every front counts into one process-global set of Prometheus metrics
+//! ([`metrics`]), which the HTTP front serves on `GET /metrics`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scram_dh_net::NetError> {
@@ -43,6 +45,7 @@ pub mod http_auth;
 pub mod http_client;
 pub mod known_hosts;
 pub mod log;
+pub mod metrics;
 pub mod passwd;
 pub mod sasl;
 pub mod server;

@@ -52,6 +52,7 @@ use crate::admission::{Admission, ConnectionGuard, LoginOutcome, PeerKey, Refusa
 use crate::error::NetError;
 use crate::framing::{read_line, write_line};
 use crate::log::{Escaped, escaped};
+use crate::metrics::{Front, HandshakeOutcome, Kind, Live, Timer};
 
 /// How long the server waits for the client's closing empty line (line 6).
 const CLOSING_LINE_WAIT: Duration = Duration::from_secs(2);
@@ -265,6 +266,7 @@ where
     /// A plain-TCP listener offering `SCRAM-SHA-256` (no channel binding).
     #[must_use]
     pub fn new(engine: Arc<ServerEngine<C, S>>, admission: Arc<Admission>) -> Self {
+        crate::metrics::watch_engine(&engine);
         Self { shared: Arc::new(SaslShared { engine, admission, tls: None }) }
     }
 
@@ -276,6 +278,7 @@ where
         admission: Arc<Admission>,
         config: Arc<rustls::ServerConfig>,
     ) -> Self {
+        crate::metrics::watch_engine(&engine);
         let tls = Some(tokio_rustls::TlsAcceptor::from(config));
         Self { shared: Arc::new(SaslShared { engine, admission, tls }) }
     }
@@ -299,7 +302,11 @@ where
                             Ok(guard) => {
                                 let shared = Arc::clone(&self.shared);
                                 let stop = stop_rx.clone();
-                                tasks.spawn(async move { shared.connection(stream, guard, stop).await });
+                                let live = Live::connection(Front::Sasl);
+                                tasks.spawn(async move {
+                                    shared.connection(stream, guard, stop).await;
+                                    drop(live);
+                                });
                             }
                             Err(refusal) => {
                                 debug!(%peer, reason = %refusal.message(), "standard SCRAM connection refused");
@@ -386,6 +393,8 @@ where
             tokio::time::Instant::now() + limits.first_line_timeout.min(limits.handshake_timeout);
         let deadline = tokio::time::Instant::now() + limits.handshake_timeout;
         let Some(mechanism) = read_until(&mut io, first_deadline, peer).await else { return };
+        // Timed from its first line; dropped unfinished, the exchange counts as `error`.
+        let timer = Timer::start(Front::Sasl, Kind::Authentication, std::time::Instant::now());
         let mechanism = mechanism.trim_end().to_owned();
         let offered = mechanism == MECHANISM || (mechanism == MECHANISM_PLUS && exporter.is_some());
         if !offered {
@@ -408,6 +417,7 @@ where
         };
         if let Err(refusal) = self.admission.admit_login(peer, None).await {
             debug!(%peer, reason = %refusal.message(), "standard SCRAM login refused");
+            timer.finish(HandshakeOutcome::Refused);
             let _ = send_error(&mut io, refusal_value(&refusal)).await;
             return;
         }
@@ -415,7 +425,13 @@ where
         let (server_first, pending) =
             match self.first(&mechanism, &client_first, channel, peer, &mut rng).await {
                 Ok(step) => step,
-                Err(failure) => {
+                Err(Stop::Refused(refusal)) => {
+                    timer.finish(HandshakeOutcome::Refused);
+                    let _ = send_error(&mut io, refusal_value(&refusal)).await;
+                    return;
+                }
+                Err(Stop::Failed(failure)) => {
+                    timer.finish(sasl_outcome(&failure));
                     self.failed(peer, &failure).await;
                     let _ = send_error(&mut io, failure.value).await;
                     return;
@@ -432,6 +448,7 @@ where
         match pending.receive_final(&client_final) {
             Ok((server_final, auth)) => {
                 self.admission.learn_login(peer, LoginOutcome::Authenticated(auth.username())).await;
+                timer.finish(HandshakeOutcome::Ok);
                 info!(
                     %peer,
                     username = %Escaped(auth.username()),
@@ -447,6 +464,7 @@ where
                 }
             }
             Err(failure) => {
+                timer.finish(sasl_outcome(&failure));
                 self.failed(peer, &failure).await;
                 let _ = send_error(&mut io, failure.value).await;
             }
@@ -462,18 +480,14 @@ where
         channel: ServerChannel<'_>,
         peer: PeerKey,
         rng: &mut R,
-    ) -> Result<(String, scram_dh::sasl::server::PendingSasl), SaslFailure> {
-        let request = ClientFirstRequest::parse(mechanism, client_first, channel)?;
+    ) -> Result<(String, scram_dh::sasl::server::PendingSasl), Stop> {
+        let request = ClientFirstRequest::parse(mechanism, client_first, channel).map_err(Stop::Failed)?;
         let username = request.username().to_owned();
         if let Err(refusal) = self.admission.admit_login(peer, Some(&username)).await {
             debug!(%peer, reason = %refusal.message(), "standard SCRAM login refused");
-            return Err(SaslFailure {
-                value: refusal_value(&refusal),
-                error: refusal.error(),
-                username: None,
-            });
+            return Err(Stop::Refused(refusal));
         }
-        self.engine.sasl_continue(request, rng).await
+        self.engine.sasl_continue(request, rng).await.map_err(Stop::Failed)
     }
 
     async fn failed(&self, peer: PeerKey, failure: &SaslFailure) {
@@ -496,6 +510,26 @@ where
                 ),
             }
         }
+    }
+}
+
+/// Why an exchange stopped at its first message.
+enum Stop {
+    /// The admission layer refused the account's login.
+    Refused(Refusal),
+    /// The message or the engine failed it.
+    Failed(SaslFailure),
+}
+
+/// How a failed exchange counts in the metrics: a failed proof, `no-resources`
+/// (the engine at its session cap), or an error.
+fn sasl_outcome(failure: &SaslFailure) -> HandshakeOutcome {
+    if failure.is_failed_proof() {
+        HandshakeOutcome::Failed
+    } else if matches!(failure.value, ServerErrorValue::NoResources) {
+        HandshakeOutcome::Refused
+    } else {
+        HandshakeOutcome::of_error(&failure.error)
     }
 }
 

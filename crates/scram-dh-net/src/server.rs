@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::admission::{Admission, Refusal};
 pub use crate::admission::{Limits, Penalties};
 use crate::channel::SecureChannel;
+use crate::metrics::{Front, Live};
 
 /// The channel type a [`Service`] receives.
 pub type ServerChannel = SecureChannel<BufReader<TcpStream>>;
@@ -82,6 +83,7 @@ where
     /// ([`crate::http::HttpFront`]) and this one serve the same stores under the
     /// same limits.
     pub fn from_parts(engine: Arc<ServerEngine<C, S>>, service: V, admission: Arc<Admission>) -> Self {
+        crate::metrics::watch_engine(&engine);
         Self { shared: Arc::new(Shared { engine, service, admission }) }
     }
 
@@ -135,7 +137,11 @@ where
                             Ok(guard) => {
                                 let shared = Arc::clone(&self.shared);
                                 let stop = stop_rx.clone();
-                                tasks.spawn(async move { shared.connection(stream, guard, stop).await });
+                                let live = Live::connection(Front::Tcp);
+                                tasks.spawn(async move {
+                                    shared.connection(stream, guard, stop).await;
+                                    drop(live);
+                                });
                             }
                             Err(refusal) => {
                                 debug!(%peer, reason = %refusal.message(), "connection refused");

@@ -1,8 +1,11 @@
 //! The four handshake routes: one JSON message in, one out, through the same
-//! admission-checked engine step as the TCP front.
+//! admission-checked engine step as the TCP front. A handshake is counted
+//! ([`crate::metrics`]) when it ends: refused or failed at its pairing, or at
+//! its final step, timed from its pairing request when that is remembered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, State};
@@ -20,6 +23,7 @@ use super::{
 };
 use crate::handshake::admitted_step;
 use crate::log::{Escaped, escaped};
+use crate::metrics::{self, Front, HandshakeOutcome, Kind, Pending, RefusalReason};
 use crate::server::now_ms;
 
 type St<C, S> = State<Arc<FrontState<C, S>>>;
@@ -68,6 +72,7 @@ where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
 {
+    let received = Instant::now();
     if !is_json(&headers) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -108,21 +113,36 @@ where
     };
     let peer = st.admission.peer(client);
     let peer_key = peer.to_string();
+    let kind = Kind::of(&msg);
+    let pairing = matches!(expect, Expect::RegistrationPairing | Expect::AuthPairing);
+    let pending = Pending::of(kind, metrics::client_nonce(&msg));
+    // A handshake ends here: timed from its pairing request (this one, or the
+    // one remembered in its slot).
+    let end = |outcome| {
+        let took = if pairing { Some(received.elapsed()) } else { pending.take() };
+        metrics::record_handshake(Front::Http, kind, outcome, took);
+    };
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let outcome = match admitted_step(&st.engine, &st.admission, peer, msg, &peer_key, &mut rng).await {
         Ok(outcome) => outcome,
         Err(refusal) => {
             debug!(%peer, reason = %refusal.message(), "http handshake refused");
+            end(HandshakeOutcome::Refused);
             return refusal_response(&refusal);
         }
     };
     match outcome {
-        Outcome::Continue(reply) => json(StatusCode::OK, &reply),
+        Outcome::Continue(reply) => {
+            pending.start(received);
+            json(StatusCode::OK, &reply)
+        }
         Outcome::Registered { reply, username } => {
+            end(HandshakeOutcome::Ok);
             info!(%peer, username = %Escaped(&username), front = "http", "registered");
             json(StatusCode::OK, &reply)
         }
         Outcome::Failed { reply, error, username } => {
+            end(HandshakeOutcome::of_error(&error));
             let account = username.as_deref().map(Escaped);
             match error.code() {
                 ErrorCode::AuthenticationFailed => debug!(%peer, account = ?account, "authentication failed"),
@@ -136,6 +156,7 @@ where
         Outcome::Authenticated { reply, auth } => {
             let (username, keys) = auth.into_parts();
             let (Some(keys), ServerMessage::AuthProof(mut proof)) = (keys, reply) else {
+                end(HandshakeOutcome::Error);
                 return error_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorCode::ServerError,
@@ -147,6 +168,8 @@ where
             let sid = match created {
                 Ok(Some(sid)) => sid,
                 Ok(None) => {
+                    end(HandshakeOutcome::Refused);
+                    metrics::record_refusal(RefusalReason::HttpSessions);
                     info!(%peer, username = %Escaped(&username), "http session refused: cap");
                     let mut r = error_response(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -156,8 +179,12 @@ where
                     r.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("60"));
                     return r;
                 }
-                Err(Unavailable(message)) => return unavailable_response(message),
+                Err(Unavailable(message)) => {
+                    end(HandshakeOutcome::Error);
+                    return unavailable_response(message);
+                }
             };
+            end(HandshakeOutcome::Ok);
             info!(%peer, username = %Escaped(&username), front = "http", "authenticated");
             proof.session_id = Some(sid);
             json(StatusCode::OK, &ServerMessage::AuthProof(proof))

@@ -5,6 +5,9 @@
 //! `whoami`, `GET /v1/auth/token` and the gateway also take standard
 //! SCRAM-SHA-256 over HTTP (RFC 7804) from clients that hold only a password
 //! ([`HttpFront::rfc7804_layer`]); `logout` and `passwd` take signed requests only.
+//! `GET /v1/ping` answers unsigned requests plainly and signed ones signed, for
+//! load tests and health checks; `GET /metrics` serves the process's
+//! [`crate::metrics`] unsigned (unless [`HttpOptions::metrics`] is off).
 //!
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
@@ -30,14 +33,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt as _;
 use scram_dh::cluster::{HttpSessionLimits, HttpSessionStore, MemoryHttpSessionStore};
 use scram_dh::{CredentialStore, ErrorCode, ServerEngine, SessionStore};
+use tower::ServiceExt as _;
 
 use crate::admission::{Admission, Refusal};
+use crate::metrics::{Front, Live};
 use crate::passwd::PasswdBounds;
 use handshake::Expect;
 use sessions::Sessions;
@@ -74,6 +85,10 @@ pub struct HttpOptions {
     /// the penalties and rate limits of a request from one of these count against
     /// the rightmost address in that header that is not itself a trusted proxy.
     pub trusted_proxies: Vec<IpNet>,
+    /// Serve the Prometheus metrics ([`crate::metrics`]) unsigned on `GET
+    /// /metrics` (default true). Off, `/metrics` is 404 `unsupported` — or,
+    /// with an upstream, a path like any other, forwarded when signed.
+    pub metrics: bool,
 }
 
 impl Default for HttpOptions {
@@ -87,6 +102,7 @@ impl Default for HttpOptions {
             upstream: None,
             upstream_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
+            metrics: true,
         }
     }
 }
@@ -159,6 +175,7 @@ where
         options: HttpOptions,
         store: Arc<dyn HttpSessionStore>,
     ) -> Self {
+        crate::metrics::watch_engine(&engine);
         let sealer: Arc<dyn sessions::Sealer> = Arc::clone(&engine) as _;
         let sessions = Arc::new(Sessions::new(store, sealer));
         let upstream = options.upstream.as_deref().map(|base| gateway::Upstream::new(base, &options));
@@ -204,6 +221,11 @@ where
     /// `/v1/` forwarded. `whoami`, `auth/token` and the gateway also take RFC 7804
     /// exchanges ([`rfc7804_layer`](Self::rfc7804_layer)); `logout` and `passwd`
     /// only signed requests.
+    ///
+    /// `GET /v1/ping` without an `Authorization` header answers `{"pong":true}`;
+    /// with one it is verified as `whoami` is (a bad signature gets the same
+    /// 401) and answers `{"pong":true,"user":"<name>"}`, MAC'd. `GET /metrics`
+    /// (when [`HttpOptions::metrics`]) answers the Prometheus text exposition.
     pub fn router(&self) -> Router {
         let mut either = Router::new()
             .route("/v1/whoami", get(signed::whoami))
@@ -213,13 +235,24 @@ where
         }
         let either =
             either.with_state(Arc::clone(&self.state)).layer(self.layer()).layer(self.rfc7804_layer());
+        let signed_ping = Router::new()
+            .route("/v1/ping", get(signed::signed_ping))
+            .layer(self.layer())
+            .layer(self.rfc7804_layer());
+        let ping = get(move |req: Request<Body>| ping(signed_ping, req));
         let signed_only = Router::new()
             .route("/v1/logout", post(signed::logout::<C, S>))
             .route("/v1/passwd", post(signed::passwd::<C, S>))
             .with_state(Arc::clone(&self.state))
             .layer(self.layer());
-        Router::new()
-            .route("/v1/registration/pairing", handshake::route(Expect::RegistrationPairing))
+        let mut open = Router::new().route("/v1/ping", ping);
+        if self.state.options.metrics {
+            open = open.route("/metrics", get(metrics_route::<C, S>));
+        } else if self.state.upstream.is_none() {
+            // Else the signed layer's fallback would answer 401, as if they were there.
+            open = open.route("/metrics", get(metrics_off));
+        }
+        open.route("/v1/registration/pairing", handshake::route(Expect::RegistrationPairing))
             .route("/v1/registration/password", handshake::route(Expect::RegistrationPassword))
             .route("/v1/auth/pairing", handshake::route(Expect::AuthPairing))
             .route("/v1/auth/proof", handshake::route(Expect::AuthProof))
@@ -251,9 +284,113 @@ where
                 }
             }
         });
+        // Counted in `scram_dh_connections{front="http"}` while open.
+        let listener = Counted(listener).tap_io(|_| {});
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         refresh.abort();
         served
+    }
+}
+
+/// `GET /v1/ping`: unsigned without `Authorization`, else through the signed layers.
+async fn ping(signed: Router, req: Request<Body>) -> Response {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        match signed.oneshot(req).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    } else {
+        ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], r#"{"pong":true}"#)
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: the registry, with this front's live HTTP sessions.
+async fn metrics_route<C, S>(State(st): State<Arc<FrontState<C, S>>>) -> Response {
+    let http_sessions = st.sessions.live(crate::server::now_ms()).await.ok();
+    let body = crate::metrics::render_with(http_sessions);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE))], body).into_response()
+}
+
+/// `GET /metrics` with [`HttpOptions::metrics`] off (and no upstream): 404.
+async fn metrics_off() -> Response {
+    error_response(StatusCode::NOT_FOUND, ErrorCode::Unsupported, "metrics are not served here")
+}
+
+/// The HTTP listener, counting its open connections.
+struct Counted(tokio::net::TcpListener);
+
+impl axum::serve::Listener for Counted {
+    type Io = CountedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CountedIo, SocketAddr) {
+        loop {
+            match self.0.accept().await {
+                Ok((io, addr)) => return (CountedIo { io, _live: Live::connection(Front::Http) }, addr),
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e.kind(), K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset)
+}
+
+/// A connection of [`Counted`]: the stream and its unit of the gauge.
+struct CountedIo {
+    io: tokio::net::TcpStream,
+    _live: Live,
+}
+
+impl tokio::io::AsyncRead for CountedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -46,6 +47,7 @@ use crate::http_auth::{
     parse_credentials,
 };
 use crate::log::{Escaped, escaped};
+use crate::metrics::{self, Front, HandshakeOutcome, Kind, Pending};
 use crate::server::now_ms;
 
 /// Put on a request by [`Rfc7804`] once the exchange verified: the signed layer
@@ -158,6 +160,7 @@ where
         }
         return response;
     };
+    let received = Instant::now();
     let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         return error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError, "no peer address");
     };
@@ -186,7 +189,7 @@ where
         Err(e) => return invalid(e.0),
     };
     match credentials.param("sid") {
-        None => client_first(st, peer, message.as_bytes()).await,
+        None => client_first(st, peer, message.as_bytes(), received).await,
         Some(sid) => {
             let sid = sid.to_owned();
             match client_final(st, peer, &sid, message.as_bytes()).await {
@@ -198,7 +201,12 @@ where
 }
 
 /// Round trip 1: client-first -> 401 with the sid and the server-first.
-async fn client_first<C, S>(st: &FrontState<C, S>, peer: PeerKey, message: &[u8]) -> Response
+async fn client_first<C, S>(
+    st: &FrontState<C, S>,
+    peer: PeerKey,
+    message: &[u8],
+    received: Instant,
+) -> Response
 where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
@@ -206,21 +214,24 @@ where
     // Parsed first for the name the penalties need, before any store read.
     let request = match ClientFirstRequest::parse(MECHANISM, message, ServerChannel::None) {
         Ok(request) => request,
-        Err(failure) => return sasl_failure(st, peer, &failure).await,
+        Err(failure) => return sasl_failure(st, peer, &failure, Some(received.elapsed())).await,
     };
     if let Err(refusal) = st.admission.admit_login(peer, Some(request.username())).await {
         debug!(%peer, reason = %refusal.message(), "rfc7804 login refused");
+        let took = Some(received.elapsed());
+        metrics::record_handshake(Front::Rfc7804, Kind::Authentication, HandshakeOutcome::Refused, took);
         return refusal_response(&refusal);
     }
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let (server_first, pending) = match st.engine.sasl_continue(request, &mut rng).await {
         Ok(started) => started,
-        Err(failure) => return sasl_failure(st, peer, &failure).await,
+        Err(failure) => return sasl_failure(st, peer, &failure, Some(received.elapsed())).await,
     };
     let sid = match st.engine.sasl_park(pending, &peer.to_string(), now_ms(), &mut rng).await {
         Ok(sid) => sid,
-        Err(failure) => return sasl_failure(st, peer, &failure).await,
+        Err(failure) => return sasl_failure(st, peer, &failure, Some(received.elapsed())).await,
     };
+    Pending::of(Kind::Authentication, &sid).start(received);
     let challenge = format!("{RFC7804_SCHEME} sid={sid}, data={}", encode_data(&server_first));
     let mut response = StatusCode::UNAUTHORIZED.into_response();
     if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -240,20 +251,27 @@ where
     C: CredentialStore + Send + Sync + 'static,
     S: SessionStore + Send + Sync + 'static,
 {
+    let slot = Pending::of(Kind::Authentication, sid);
     let pending = match st.engine.sasl_resume(sid, now_ms()).await {
         Ok(pending) => pending,
-        Err(f) => return Err(sasl_failure(st, peer, &f).await),
+        Err(f) => return Err(sasl_failure(st, peer, &f, slot.take()).await),
     };
     let account = pending.username().to_owned();
     match pending.receive_final(message) {
         Ok((server_final, auth)) => {
             st.admission.learn_login(peer, LoginOutcome::Authenticated(auth.username())).await;
+            metrics::record_handshake(
+                Front::Rfc7804,
+                Kind::Authentication,
+                HandshakeOutcome::Ok,
+                slot.take(),
+            );
             info!(%peer, username = %Escaped(auth.username()), front = "http", mechanism = MECHANISM, "authenticated");
             Ok((server_final, ScramDhUser { username: auth.username().to_owned() }))
         }
         Err(mut failure) => {
             failure.username.get_or_insert(account);
-            Err(sasl_failure(st, peer, &failure).await)
+            Err(sasl_failure(st, peer, &failure, slot.take()).await)
         }
     }
 }
@@ -280,8 +298,20 @@ where
     response
 }
 
-/// Records a failed step for the penalties, logs it, and answers it.
-async fn sasl_failure<C, S>(st: &FrontState<C, S>, peer: PeerKey, failure: &SaslFailure) -> Response {
+/// Records a failed step for the penalties and the metrics (the exchange took
+/// `took`, when known), logs it, and answers it.
+async fn sasl_failure<C, S>(
+    st: &FrontState<C, S>,
+    peer: PeerKey,
+    failure: &SaslFailure,
+    took: Option<Duration>,
+) -> Response {
+    let counted = if failure.is_failed_proof() {
+        HandshakeOutcome::Failed
+    } else {
+        HandshakeOutcome::of_code(code_of(failure))
+    };
+    metrics::record_handshake(Front::Rfc7804, Kind::Authentication, counted, took);
     let outcome = if failure.is_failed_proof() {
         LoginOutcome::FailedProof(failure.username.as_deref())
     } else {

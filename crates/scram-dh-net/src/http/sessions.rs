@@ -197,10 +197,15 @@ impl Sessions {
         self.store.end(id).await.map_err(|e| store_failed("end", &e))
     }
 
+    /// Live sessions (for `scram_dh_http_sessions`).
+    pub(crate) async fn live(&self, now_ms: u64) -> Result<usize, Unavailable> {
+        self.store.live(now_ms).await.map_err(|e| store_failed("live", &e))
+    }
+
     /// Live sessions.
     #[cfg(test)]
     pub(crate) async fn len(&self, now_ms: u64) -> usize {
-        self.store.live(now_ms).await.unwrap_or(usize::MAX)
+        self.live(now_ms).await.unwrap_or(usize::MAX)
     }
 }
 

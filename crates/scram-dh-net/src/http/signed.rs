@@ -25,6 +25,7 @@ use super::rfc7804::{Rfc7804Verified, Unauthenticated};
 use super::sessions::{SessionRefusal, Sessions, Unavailable};
 use super::{FrontState, USER_HEADER, error_response, unavailable_response};
 use crate::http_auth::{Authorization, RESPONSE_MAC_HEADER, encode_mac, request_mac, response_mac};
+use crate::metrics::{SignedResult, record_signed};
 use crate::passwd::{PasswdError, PasswdRequest, replace_credential};
 use crate::server::now_ms;
 
@@ -157,6 +158,7 @@ where
         return response;
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        record_signed(SignedResult::Missing);
         return unauthorized(
             ErrorCode::AuthenticationFailed,
             "a signed request is required (Authorization: SCRAM-DH)",
@@ -164,16 +166,29 @@ where
     };
     let auth = match value.to_str().map(Authorization::parse) {
         Ok(Ok(auth)) => auth,
-        Ok(Err(e)) => return unauthorized(ErrorCode::AuthenticationFailed, &e.to_string()),
-        Err(_) => return unauthorized(ErrorCode::AuthenticationFailed, "malformed Authorization header"),
+        Ok(Err(e)) => {
+            record_signed(SignedResult::Malformed);
+            return unauthorized(ErrorCode::AuthenticationFailed, &e.to_string());
+        }
+        Err(_) => {
+            record_signed(SignedResult::Malformed);
+            return unauthorized(ErrorCode::AuthenticationFailed, "malformed Authorization header");
+        }
     };
     let live = match sessions.get(&auth.sid, now_ms()).await {
         Ok(Some(live)) => live,
-        Ok(None) => return unauthorized(ErrorCode::UnknownSession, "unknown or expired session"),
-        Err(Unavailable(message)) => return unavailable_response(message),
+        Ok(None) => {
+            record_signed(SignedResult::UnknownSession);
+            return unauthorized(ErrorCode::UnknownSession, "unknown or expired session");
+        }
+        Err(Unavailable(message)) => {
+            record_signed(SignedResult::Unavailable);
+            return unavailable_response(message);
+        }
     };
     let (mut parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, max_body).await else {
+        record_signed(SignedResult::TooLarge);
         return error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::InvalidMessage,
@@ -183,17 +198,23 @@ where
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let expected = request_mac(&live.keys.c2s, parts.method.as_str(), path_and_query, auth.seq, &bytes);
     if !bool::from(expected.ct_eq(&auth.mac)) {
+        record_signed(SignedResult::BadMac);
         return unauthorized(ErrorCode::AuthenticationFailed, "bad request MAC");
     }
     match sessions.accept(&auth.sid, auth.seq, live.window, now_ms()).await {
-        Ok(()) => {}
+        Ok(()) => record_signed(SignedResult::Ok),
         Err(SessionRefusal::Unknown) => {
+            record_signed(SignedResult::UnknownSession);
             return unauthorized(ErrorCode::UnknownSession, "unknown or expired session");
         }
         Err(SessionRefusal::Replay) => {
+            record_signed(SignedResult::Replay);
             return unauthorized(ErrorCode::AuthenticationFailed, "replayed or too old seq");
         }
-        Err(SessionRefusal::Unavailable(Unavailable(message))) => return unavailable_response(message),
+        Err(SessionRefusal::Unavailable(Unavailable(message))) => {
+            record_signed(SignedResult::Unavailable);
+            return unavailable_response(message);
+        }
     }
     parts.extensions.insert(ScramDhUser { username: live.username.clone() });
     parts.extensions.insert(SessionId(auth.sid.clone()));
@@ -212,6 +233,12 @@ where
 /// `GET /v1/whoami`.
 pub(super) async fn whoami(user: ScramDhUser) -> Response {
     Json(serde_json::json!({"username": user.username})).into_response()
+}
+
+/// `GET /v1/ping` with the signature headers (or an RFC 7804 exchange): the
+/// verified request's user, in a MAC'd response.
+pub(super) async fn signed_ping(user: ScramDhUser) -> Response {
+    Json(serde_json::json!({"pong": true, "user": user.username})).into_response()
 }
 
 /// `POST /v1/logout`: later requests in the session get 401, on every node
