@@ -677,6 +677,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         registration = if settings.registration_open { "open" } else { "closed" },
         fd_limit,
         max_connections = settings.limits.max_connections,
+        modexp = scram_dh::dh::modexp_engine(),
         "scram-dh server listening"
     );
     // One signal stops both fronts.
