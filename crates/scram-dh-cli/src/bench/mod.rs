@@ -89,9 +89,9 @@ pub struct BenchArgs {
     /// Client tasks, each with one operation in flight.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    /// Stop after this many seconds.
-    #[arg(long, default_value_t = 5.0)]
-    duration: f64,
+    /// Stop after this many seconds [default: 5; `half-open`: when --count is reached].
+    #[arg(long)]
+    duration: Option<f64>,
     /// Stop after this many operations (`half-open`: the sessions to open
     /// [default: 10000]).
     #[arg(long, alias = "max-ops")]
@@ -194,7 +194,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(crate::usage("--concurrency must be 1..=4096"));
     }
-    if !(args.duration.is_finite() && args.duration > 0.0) {
+    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0 && d < 1e9)) {
         return Err(crate::usage("--duration must be a positive number of seconds"));
     }
     if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
@@ -205,6 +205,8 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     }
     let kinds = plan.kinds();
     let half_open = kinds == [Kind::HalfOpen];
+    let mut args = args;
+    args.duration = Some(args.duration.unwrap_or(if half_open { 86_400.0 } else { 5.0 }));
     let count = match args.count {
         Some(0) => return Err(crate::usage("--count must be positive")),
         Some(c) => Some(c),
@@ -419,7 +421,7 @@ async fn drive(
     let schedule = Arc::new(Plan { schedule: plan.schedule.clone() });
     let bar = progress(args, count);
     let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(args.duration);
+    let deadline = started + Duration::from_secs_f64(args.duration.unwrap_or(5.0));
     let rate = args.rate;
     let mut tasks = tokio::task::JoinSet::new();
     for mut worker in workers {
@@ -441,7 +443,10 @@ async fn drive(
                 if due >= deadline {
                     break;
                 }
-                tokio::time::sleep_until(due.into()).await;
+                // Only when due later: a timer fires on the next millisecond tick at best.
+                if due > Instant::now() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let kind = plan.kind(n);
                 let r = tokio::time::timeout(op_timeout, ctx.run(&mut worker, kind, n))
                     .await
@@ -517,7 +522,7 @@ fn progress(args: &BenchArgs, count: Option<u64>) -> ProgressBar {
     if args.json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let len = count.unwrap_or((args.duration * 1000.0) as u64);
+    let len = count.unwrap_or((args.duration.unwrap_or(5.0) * 1000.0) as u64);
     let bar = ProgressBar::new(len);
     let template = if count.is_some() {
         "{bar:40} {pos}/{len} ops  {msg}"
@@ -534,8 +539,22 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Prints the run: one JSON object with `--json`, else a few lines.
+/// Prints the run.
 fn report(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: bool, known: bool) {
+    use std::io::Write as _;
+    // A closed stdout (`| head`) ends the report, not the process.
+    let _ = std::io::stdout().write_all(render(args, run, before, after, half_open, known).as_bytes());
+}
+
+/// The report's text: one JSON object with `--json`, else a few lines.
+fn render(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: bool, known: bool) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    macro_rules! println {
+        ($($t:tt)*) => {{
+            let _ = writeln!(text, $($t)*);
+        }};
+    }
     let ms = |q: f64| run.hist.value_at_quantile(q) as f64 / 1000.0;
     let failed: u64 = run.errors.values().sum();
     let secs = run.elapsed.as_secs_f64();
@@ -558,7 +577,7 @@ fn report(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: b
         "child"
     };
     if args.json {
-        let out = json!({
+        let obj = json!({
             "mode": args.mode,
             "kinds": run.by_kind.iter().map(|(k, (ok, failed))| (k.to_string(), json!({"ok": ok, "failed": failed}))).collect::<serde_json::Map<_, _>>(),
             "server": server,
@@ -584,8 +603,7 @@ fn report(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: b
                 "bytes_per_session": per_session,
             })),
         });
-        println!("{out}");
-        return;
+        return format!("{obj}\n");
     }
     let db = if server == "child" { format!(", {}", args.db) } else { String::new() };
     let rate = args.rate.map(|r| format!(" at {r:.0}/s")).unwrap_or_default();
@@ -625,4 +643,5 @@ fn report(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: b
             mib(after.rss.unwrap_or(0))
         );
     }
+    text
 }
