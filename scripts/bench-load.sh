@@ -76,7 +76,7 @@ run direct --mode direct
 # Half saturation of the login the issue names (the default SQLite store).
 SAT="$(get login-sqlite .ops_per_s)"
 HALF="$(awk -v s="$SAT" 'BEGIN { printf "%.0f", s / 2 }')"
-RUN_CONC="$((CONC * 4))" run login-half-rate --mode login --db sqlite --rate "$HALF"
+RUN_CONC="$((CONC * 8))" run login-half-rate --mode login --db sqlite --rate "$HALF"
 "$BIN" bench --json --mode half-open --count "$HALF_OPEN" --concurrency "$CONC" >"$OUT/half-open.json" \
     2>"$OUT/half-open.err" || true
 [ -s "$OUT/half-open.json" ] && jq -e .half_open "$OUT/half-open.json" >/dev/null 2>&1 || { cat "$OUT/half-open.err" >&2; exit 1; }

@@ -3,8 +3,8 @@
 //! It runs one kind of operation (`--mode`), or a weighted mix (`--mode mixed
 //! --mix …`), from `--concurrency` client tasks for `--duration` seconds or
 //! `--count` operations, as fast as they go (closed loop) or at a fixed `--rate`
-//! (open loop: each operation's latency counts from when it was due, so a server
-//! that falls behind shows it). At the end: operations per second, latency
+//! (open loop: an operation that finds every task busy counts its latency from
+//! when it was due, so a server that falls behind shows it; give enough tasks). At the end: operations per second, latency
 //! percentiles from an HDR histogram (p50/p90/p99/p99.9/max), failures by code
 //! (see [`ops`]), and the server's CPU seconds per operation and its memory when
 //! it runs on this host; `--json` prints one JSON object on stdout instead.
@@ -96,8 +96,9 @@ pub struct BenchArgs {
     /// [default: 10000]).
     #[arg(long, alias = "max-ops")]
     count: Option<u64>,
-    /// Open loop: start this many operations per second (latency counted from
-    /// when each was due), instead of as fast as the tasks go.
+    /// Open loop: start this many operations per second (an operation started
+    /// late because every task was busy counts from when it was due), instead of
+    /// as fast as the tasks go; give --concurrency well above rate × latency.
     #[arg(long, value_name = "OPS")]
     rate: Option<f64>,
     /// Print one JSON object on stdout (no progress bar).
@@ -443,10 +444,16 @@ async fn drive(
                 if due >= deadline {
                     break;
                 }
-                // Only when due later: a timer fires on the next millisecond tick at best.
-                if due > Instant::now() {
+                // Early: wait, then start when the timer lets us (its lag, up to a
+                // millisecond tick, is the generator's, not the server's). Late (every
+                // task was busy: the server is behind): the latency counts from when
+                // the operation was due, so the backlog shows.
+                let start = if due > Instant::now() {
                     tokio::time::sleep_until(due.into()).await;
-                }
+                    Instant::now()
+                } else {
+                    due
+                };
                 let kind = plan.kind(n);
                 let r = tokio::time::timeout(op_timeout, ctx.run(&mut worker, kind, n))
                     .await
@@ -454,7 +461,9 @@ async fn drive(
                 let entry = by_kind.entry(kind.name()).or_default();
                 match r {
                     Ok(()) => {
-                        hist.saturating_record(u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        hist.saturating_record(
+                            u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX),
+                        );
                         entry.0 += 1;
                         done.0.fetch_add(1, Ordering::Relaxed);
                     }
