@@ -26,10 +26,10 @@ for nodes in 1 2; do
     . "$DIR/c/env"
     for c in "${CONC[@]}"; do
         echo -n "$nodes node(s) via nginx: "
-        "$BIN" bench --http "$LB_URL" --concurrency "$c" --duration "$SECS" | tail -1
+        "$BIN" bench --http "$LB_URL" --concurrency "$c" --duration "$SECS" | head -2 | paste -sd " "
     done
     echo -n "$nodes node(s), node 1 direct: "
-    "$BIN" bench --http "http://$NODE1_HTTP" --concurrency "${CONC[0]}" --duration "$SECS" | tail -1
+    "$BIN" bench --http "http://$NODE1_HTTP" --concurrency "${CONC[0]}" --duration "$SECS" | head -2 | paste -sd " "
     bash "$ROOT/scripts/cluster.sh" down "$DIR/c" >/dev/null
     rm -rf "$DIR/c"
 done

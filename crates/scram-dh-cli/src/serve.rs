@@ -32,7 +32,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SCRAM_DH_LISTEN")]
     listen: Option<String>,
     /// SQLite database, created on first run, or a `postgres://user:pass@host/db` URL
-    /// (records shared by several nodes; needs --host-key) [default: scram-dh.db].
+    /// (records shared by several nodes; needs --host-key), or `memory` (records gone at
+    /// exit: benchmarks, tests) [default: scram-dh.db].
     #[arg(long, env = "SCRAM_DH_DB")]
     db: Option<PathBuf>,
     /// Ed25519 host key file, created on first run [default: beside the database, .hostkey].
@@ -151,6 +152,11 @@ pub struct ServeArgs {
     /// counts and gauges only, no usernames or addresses.
     #[arg(long)]
     no_metrics: bool,
+    /// BENCHMARKS ONLY: every login succeeds. Answer TCP logins with the null
+    /// protocol (real message shapes and sizes, no cryptography, no stores), the
+    /// baseline of `bench --mode null`. Not with --http, --sasl or --sasl-tls.
+    #[arg(long)]
+    null_protocol: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -256,6 +262,8 @@ pub struct Settings {
     pub cluster_secret_file: Option<PathBuf>,
     /// `memory` or a Redis URL (see `--sessions`).
     pub sessions: String,
+    /// `--null-protocol` (benchmarks only: every login succeeds).
+    pub null_protocol: bool,
 }
 
 impl Settings {
@@ -280,6 +288,7 @@ impl Settings {
             sasl_tls: None,
             cluster_secret_file: None,
             sessions: "memory".into(),
+            null_protocol: false,
         }
     }
 }
@@ -495,10 +504,17 @@ impl ServeArgs {
             (Some(_), _, _) => return Err(usage("--sasl-tls needs --tls-cert and --tls-key")),
             (None, _, _) => return Err(usage("--tls-cert and --tls-key are for --sasl-tls ADDR")),
         };
+        let sasl = self.sasl.or(file.sasl);
+        if self.null_protocol && (http.is_some() || sasl.is_some() || sasl_tls.is_some()) {
+            return Err(usage(
+                "--null-protocol is for the TCP front only: not with --http, --sasl or --sasl-tls",
+            ));
+        }
         Ok(Settings {
+            null_protocol: self.null_protocol,
             http,
             http_options,
-            sasl: self.sasl.or(file.sasl),
+            sasl,
             sasl_tls,
             cluster_secret_file: self.cluster_secret_file.or(file.cluster_secret_file),
             sessions,
@@ -567,6 +583,7 @@ pub fn server_config(settings: &Settings, host_key: scram_dh::HostKey) -> Result
     config.registration_open = settings.registration_open;
     config.groups = settings.groups.clone();
     config.session_ttl_ms = u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX);
+    config.null_protocol = settings.null_protocol;
     Ok(config)
 }
 
@@ -661,6 +678,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // limit to the hard one and check every cap against what is granted.
     let fd_limit = scram_dh_net::admission::raise_fd_limit().context("reading the open-file limit")?;
     settings.limits.check(fd_limit).map_err(usage)?;
+    if settings.null_protocol {
+        tracing::warn!("--null-protocol: every login succeeds, with no proof; for benchmarks only");
+    }
     let Built { server, fingerprint, http_sessions } = build_all(&settings).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await

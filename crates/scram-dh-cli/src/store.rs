@@ -24,6 +24,8 @@ pub enum AnyStore {
     Sqlite(SqliteCredentialStore),
     /// A PostgreSQL database, pooled.
     Postgres(PostgresCredentialStore),
+    /// `--db memory`: this process's memory, gone at exit (benchmarks, tests).
+    Memory(scram_dh::MemoryCredentialStore),
 }
 
 /// Whether `db` names a PostgreSQL database rather than a SQLite file.
@@ -44,6 +46,9 @@ pub fn display(db: &Path) -> String {
 /// # Errors
 /// The store cannot be opened; the message never contains a password.
 pub async fn open_store(db: &Path) -> Result<AnyStore> {
+    if db == Path::new("memory") {
+        return Ok(AnyStore::Memory(scram_dh::MemoryCredentialStore::default()));
+    }
     if is_postgres(db) {
         let url = db.to_str().unwrap_or_default();
         let store = PostgresCredentialStore::connect(url, PgOptions::default())
@@ -62,6 +67,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.read(username).await,
             Self::Postgres(s) => s.read(username).await,
+            Self::Memory(s) => s.read(username).await,
         }
     }
 
@@ -69,6 +75,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.insert(record).await,
             Self::Postgres(s) => s.insert(record).await,
+            Self::Memory(s) => s.insert(record).await,
         }
     }
 
@@ -76,6 +83,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.replace(record).await,
             Self::Postgres(s) => s.replace(record).await,
+            Self::Memory(s) => s.replace(record).await,
         }
     }
 
@@ -83,6 +91,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.delete(username).await,
             Self::Postgres(s) => s.delete(username).await,
+            Self::Memory(s) => s.delete(username).await,
         }
     }
 
@@ -90,6 +99,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.list().await,
             Self::Postgres(s) => s.list().await,
+            Self::Memory(s) => s.list().await,
         }
     }
 
@@ -97,6 +107,7 @@ impl CredentialStore for AnyStore {
         match self {
             Self::Sqlite(s) => s.record_shapes().await,
             Self::Postgres(s) => s.record_shapes().await,
+            Self::Memory(s) => s.record_shapes().await,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub session_seal_key: SessionSealKey,
     /// Session time to live, milliseconds (SPEC 5: 10 s by default).
     pub session_ttl_ms: u64,
+    /// Benchmarks only: answer logins with the null protocol ([`crate::null`]),
+    /// which lets every login in. Off by default.
+    pub null_protocol: bool,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -56,6 +59,7 @@ impl core::fmt::Debug for ServerConfig {
             .field("allow_rfc_labels", &self.allow_rfc_labels)
             .field("registration_open", &self.registration_open)
             .field("session_ttl_ms", &self.session_ttl_ms)
+            .field("null_protocol", &self.null_protocol)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +81,7 @@ impl ServerConfig {
             mock_secret,
             session_seal_key,
             session_ttl_ms: 10_000,
+            null_protocol: false,
         }
     }
 

@@ -197,6 +197,9 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         now_ms: u64,
         rng: &mut R,
     ) -> Outcome {
+        if self.config.null_protocol {
+            return crate::null::handle(msg, &self.config);
+        }
         let mut account = None;
         let result = match msg {
             ClientMessage::RegistrationPairing(m) => {

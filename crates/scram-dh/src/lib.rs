@@ -43,6 +43,7 @@ pub mod keys;
 pub mod message;
 pub mod mock;
 pub mod nonce;
+pub mod null;
 pub mod pair;
 pub mod provision;
 pub mod record;

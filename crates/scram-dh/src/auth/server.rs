@@ -254,6 +254,11 @@ impl Authenticated {
         self.session_keys.as_ref()
     }
 
+    /// The null protocol's login ([`crate::null`]): no proof, no keys.
+    pub(crate) fn null(username: String) -> Self {
+        Self { username, session_keys: None, _seal: () }
+    }
+
     /// Splits into username and channel keys.
     #[must_use]
     pub fn into_parts(self) -> (String, Option<SessionKeys>) {
