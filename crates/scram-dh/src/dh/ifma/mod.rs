@@ -492,9 +492,46 @@ mod tests {
         }
     }
 
-    /// Small enough for Miri: a 500-bit odd modulus (two vectors, portable loop only),
-    /// exponentiation and comb against crypto-bigint.
+    /// The kernel on a 500-bit odd modulus (two vectors), small enough for Miri:
+    /// `out R = a b (mod p)`, `out < 2p`, every limb below `2^52`.
     #[test]
+    fn small_modulus_products() {
+        use crypto_bigint::{U512, U1024, U2048};
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let mut words = [0u64; U512::LIMBS];
+        for w in &mut words {
+            *w = rng.next_u64();
+        }
+        words[0] |= 1;
+        words[U512::LIMBS - 1] >>= 12;
+        let p = Odd::new(U512::from_words(words)).unwrap();
+        let r = Radix52::new(&p).unwrap();
+        let n = r.limbs();
+        let wide = |x: &[u64]| {
+            let mut w = [0u64; U2048::LIMBS];
+            w[..U512::LIMBS].copy_from_slice(from_limbs::<{ U512::LIMBS }>(x).as_words());
+            U2048::from_words(w)
+        };
+        let p_wide = NonZero::new(wide(&r.p)).unwrap();
+        for _ in 0..4 {
+            let (a, b) = (random_below(p.as_ref(), &mut rng), random_below(p.as_ref(), &mut rng));
+            let (la, lb) = (to_limbs(a.as_words(), n), to_limbs(b.as_words(), n));
+            let mut out = vec![0; n];
+            amm_portable(&mut out, &la, &lb, &r.p, r.k0);
+            assert!(out.iter().all(|&l| l <= MASK));
+            let out_r = wide(&out).shl_vartime((BITS * n) as u32).rem_vartime(&p_wide);
+            let ab: U1024 = a.concatenating_mul(&b);
+            let mut abw = [0u64; U2048::LIMBS];
+            abw[..U1024::LIMBS].copy_from_slice(ab.as_words());
+            assert_eq!(out_r, U2048::from_words(abw).rem_vartime(&p_wide));
+            let two_p = wide(&r.p).shl_vartime(1);
+            assert!(wide(&out) < two_p);
+        }
+    }
+
+    /// Exponentiation and comb on the 500-bit modulus against crypto-bigint.
+    #[test]
+    #[cfg_attr(miri, ignore = "minutes under Miri; runs natively")]
     fn small_modulus_pow_and_comb() {
         use crypto_bigint::U512;
         let mut rng = ChaCha20Rng::seed_from_u64(3);
