@@ -17,6 +17,7 @@
 # Takes about 15 minutes on 2 cores. Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v jq >/dev/null || { echo "bench-all.sh needs jq (apt-get install jq)" >&2; exit 1; }
 out=${1:-target/bench-all/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -62,9 +63,8 @@ say "openssl speed (after)"
 openssl_speed | tee "$out/openssl-after.txt"
 
 say "load generator"
-if [ -x scripts/bench-load.sh ]; then
-  scripts/bench-load.sh "$out" 2>&1 | tee "$out/load.txt"
-fi
+cargo build --release -q -p scram-dh-cli
+BIN="$PWD/target/release/scram-dh" scripts/bench-load.sh 5 8 2>&1 | tee "$out/load.txt"
 
 say "summary"
 python3 - "$out" "$ifma" <<'EOF' | tee "$out/summary.md"
@@ -124,9 +124,11 @@ if auth:
 leg = est("modp6144/legendre_check")
 if leg:
     print(f"| modp6144 Legendre check <= 40 µs | {us(leg)} | {verdict(leg <= 40e-6)} |")
-load = os.path.join(out, "load-summary.md")
-if os.path.exists(load):
-    with open(load) as fh:
-        print(fh.read().strip())
+print()
+print("## The load generator (scripts/bench-load.sh, one run)\n")
+print("```")
+with open(os.path.join(out, "load.txt")) as fh:
+    print(fh.read().strip())
+print("```")
 EOF
 printf '\nresults in %s\n' "$out" >&2
