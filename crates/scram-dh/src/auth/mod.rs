@@ -42,21 +42,10 @@ pub fn auth_message(
     ic: u32,
     channel: Option<&ChannelBinding<'_>>,
 ) -> String {
-    let mut cbind = Vec::with_capacity(64);
-    match channel {
-        None => cbind.extend_from_slice(b"n,,"),
-        Some(cb) => {
-            cbind.extend_from_slice(b"p=scram-dh-");
-            cbind.extend_from_slice(cb.group.name().as_bytes());
-            cbind.extend_from_slice(b",,");
-            let mut keys = Vec::with_capacity(8 + cb.client_public_key.len() + cb.server_public_key.len());
-            put_lp(&mut keys, cb.client_public_key);
-            put_lp(&mut keys, cb.server_public_key);
-            cbind.extend_from_slice(&sha256(&keys));
-        }
-    }
     let saslname = crate::username::escape(username);
-    let mut m = String::with_capacity(360);
+    let mut m = String::with_capacity(
+        64 + saslname.len() + client_nonce_hex.len() + 2 * nonce.len() + 4 * salt.len().div_ceil(3),
+    );
     m.push_str("n=");
     m.push_str(&saslname);
     m.push_str(",r=");
@@ -66,12 +55,45 @@ pub fn auth_message(
     m.push_str(",s=");
     STANDARD.encode_string(salt, &mut m);
     m.push_str(",i=");
-    m.push_str(&ic.to_string());
+    push_decimal(&mut m, ic);
     m.push_str(",c=");
-    STANDARD.encode_string(&cbind, &mut m);
+    match channel {
+        // base64("n,,")
+        None => m.push_str("biws"),
+        Some(cb) => {
+            let mut cbind = Vec::with_capacity(64);
+            cbind.extend_from_slice(b"p=scram-dh-");
+            cbind.extend_from_slice(cb.group.name().as_bytes());
+            cbind.extend_from_slice(b",,");
+            let mut keys = Vec::with_capacity(8 + cb.client_public_key.len() + cb.server_public_key.len());
+            put_lp(&mut keys, cb.client_public_key);
+            put_lp(&mut keys, cb.server_public_key);
+            cbind.extend_from_slice(&sha256(&keys));
+            STANDARD.encode_string(&cbind, &mut m);
+        }
+    }
     m.push_str(",r=");
     m.push_str(nonce);
     m
+}
+
+/// Appends the decimal digits of `x` (what `x.to_string()` gives, without the
+/// formatting machinery).
+fn push_decimal(out: &mut String, mut x: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    // ASCII digits: the conversion never fails.
+    if let Ok(text) = core::str::from_utf8(&digits[i..]) {
+        out.push_str(text);
+    }
 }
 
 /// Channel keys: `HKDF(salt = HMAC(ClientKey, AuthMessage), IKM = Z)`.
@@ -112,6 +134,15 @@ mod tests {
         assert_eq!(STANDARD.encode(server_signature), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
         // The server's check: SHA-256(ClientProof XOR ClientSignature) == StoredKey.
         assert_eq!(sha256(&xor32(&proof, &client_signature)), *keys.stored_key().expose());
+    }
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for x in [0, 1, 9, 10, 99, 100, 4096, 65_535, 1_000_000, u32::MAX - 1, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, x);
+            assert_eq!(s, x.to_string());
+        }
     }
 
     #[test]
