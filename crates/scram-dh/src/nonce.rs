@@ -104,7 +104,7 @@ fn decode_hex(b: &[u8; NONCE_HEX_LEN]) -> Option<[u8; 32]> {
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Writes the lowercase hex of `bytes` into `out` (twice as long).
-fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+pub(crate) fn encode_hex(bytes: &[u8], out: &mut [u8]) {
     for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = HEX_DIGITS[usize::from(b >> 4)];
         pair[1] = HEX_DIGITS[usize::from(b & 15)];
