@@ -405,6 +405,14 @@ impl JsonWriter {
 /// short forms `\b \t \n \f \r`, and `\u00xx` for the other control characters.
 fn push_json_str(out: &mut String, value: &str) {
     out.push('"');
+    // Almost every string (hex nonces, names) needs no escape: one branch-free pass
+    // over the bytes (it vectorises) decides.
+    let plain = !value.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
     let mut rest = value;
     while let Some(i) = rest.bytes().position(|b| b < 0x20 || b == b'"' || b == b'\\') {
         out.push_str(&rest[..i]);
