@@ -45,6 +45,40 @@ pub fn hmac_into(key: &[u8], parts: &[&[u8]], out: &mut [u8; 32]) {
     hmac::digest::FixedOutput::finalize_into(mac, out.into());
 }
 
+/// An HMAC-SHA-256 key with its padded blocks already absorbed: each
+/// [`mac`](Self::mac) skips the two compressions of the key setup. The state is
+/// wiped on drop (the `hmac` crate's `zeroize` feature).
+#[derive(Clone)]
+pub struct HmacKey(HmacSha256);
+
+impl HmacKey {
+    /// Absorbs `key`.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn new(key: &[u8]) -> Self {
+        // Invariant, not input validation: HMAC (RFC 2104) accepts keys of every length.
+        Self(HmacSha256::new_from_slice(key).expect("HMAC accepts any key length"))
+    }
+
+    /// HMAC-SHA-256 over the concatenation of `parts`: the same value as [`hmac`].
+    #[must_use]
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        let mut out = [0u8; 32];
+        hmac::digest::FixedOutput::finalize_into(mac, (&mut out).into());
+        out
+    }
+}
+
+impl core::fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HmacKey(..)")
+    }
+}
+
 /// RFC 5802 `Hi(str, salt, i)`: PBKDF2-HMAC-SHA-256 with a 32-byte output.
 #[must_use]
 pub fn hi(normalized_password: &[u8], salt: &[u8], ic: u32) -> SaltedPassword {
@@ -274,6 +308,17 @@ mod tests {
         assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 100).is_none(), "past end");
         let empty = seal_random(&key, &mut rng, b"", b"").unwrap();
         assert_eq!(open_random(&key, b"", &empty).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn keyed_hmac_matches_one_shot() {
+        for key_len in [0usize, 1, 32, 64, 65, 200] {
+            let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
+            let k = HmacKey::new(&key);
+            for parts in [&[][..], &[&b"abc"[..]][..], &[&b"ab"[..], &b""[..], &[7u8; 100][..]][..]] {
+                assert_eq!(k.mac(parts), hmac(&key, parts));
+            }
+        }
     }
 
     #[test]
