@@ -5,9 +5,6 @@
 pub mod client;
 pub mod server;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::crypto::{hkdf_pair, hmac, put_lp, sha256};
 use crate::dh::{Group, SharedSecret};
 use crate::secret::{ClientKey, SessionKeys};
@@ -53,7 +50,7 @@ pub fn auth_message(
     m.push_str(",r=");
     m.push_str(nonce);
     m.push_str(",s=");
-    STANDARD.encode_string(salt, &mut m);
+    crate::message::push_base64(&mut m, salt);
     m.push_str(",i=");
     push_decimal(&mut m, ic);
     m.push_str(",c=");
@@ -69,7 +66,7 @@ pub fn auth_message(
             put_lp(&mut keys, cb.client_public_key);
             put_lp(&mut keys, cb.server_public_key);
             cbind.extend_from_slice(&sha256(&keys));
-            STANDARD.encode_string(&cbind, &mut m);
+            crate::message::push_base64(&mut m, &cbind);
         }
     }
     m.push_str(",r=");
@@ -105,6 +102,9 @@ pub(crate) fn session_keys(client_key: &ClientKey, auth_message: &str, z: &Share
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
     use crate::crypto::{hi, xor32};
     use crate::keys::ClientKeys;
