@@ -1,6 +1,6 @@
 //! Thin wrappers over the RustCrypto primitives the protocol uses (SPEC 2).
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -43,6 +43,40 @@ pub fn hmac_into(key: &[u8], parts: &[&[u8]], out: &mut [u8; 32]) {
         mac.update(part);
     }
     hmac::digest::FixedOutput::finalize_into(mac, out.into());
+}
+
+/// An HMAC-SHA-256 key with its padded blocks already absorbed: each
+/// [`mac`](Self::mac) skips the two compressions of the key setup. The state is
+/// wiped on drop (the `hmac` crate's `zeroize` feature).
+#[derive(Clone)]
+pub struct HmacKey(HmacSha256);
+
+impl HmacKey {
+    /// Absorbs `key`.
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn new(key: &[u8]) -> Self {
+        // Invariant, not input validation: HMAC (RFC 2104) accepts keys of every length.
+        Self(HmacSha256::new_from_slice(key).expect("HMAC accepts any key length"))
+    }
+
+    /// HMAC-SHA-256 over the concatenation of `parts`: the same value as [`hmac`].
+    #[must_use]
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        for part in parts {
+            mac.update(part);
+        }
+        let mut out = [0u8; 32];
+        hmac::digest::FixedOutput::finalize_into(mac, (&mut out).into());
+        out
+    }
+}
+
+impl core::fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HmacKey(..)")
+    }
 }
 
 /// RFC 5802 `Hi(str, salt, i)`: PBKDF2-HMAC-SHA-256 with a 32-byte output.
@@ -126,33 +160,88 @@ pub fn seal_random<R: rand_core::CryptoRng + ?Sized>(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>> {
-    let key: &Key = key.into();
-    let cipher = XChaCha20Poly1305::new(key);
-    let mut nonce = [0u8; XNONCE_LEN];
-    rng.fill_bytes(&mut nonce);
-    let ct = cipher
-        .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
-        .map_err(|_| Error::ServerError("AEAD encryption failed".into()))?;
-    let mut out = Vec::with_capacity(XNONCE_LEN + ct.len());
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
+    let mut out = Vec::new();
+    seal_random_into(key, rng, aad, plaintext, &mut out)?;
     Ok(out)
 }
+
+/// [`seal_random`], appending `nonce || ciphertext || tag` to `out` (after whatever
+/// it holds) in one buffer: the plaintext is copied in and encrypted in place. The
+/// room is reserved before the copy, so no reallocation leaves plaintext behind; on
+/// failure `out` is wiped back to its old length.
+///
+/// # Errors
+/// [`Error::ServerError`] if the AEAD refuses (an invariant, as for [`seal`]).
+pub fn seal_random_into<R: rand_core::CryptoRng + ?Sized>(
+    key: &[u8; 32],
+    rng: &mut R,
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    use zeroize::Zeroize as _;
+    let start = out.len();
+    out.reserve_exact(XNONCE_LEN + plaintext.len() + TAG_LEN);
+    let mut nonce = [0u8; XNONCE_LEN];
+    rng.fill_bytes(&mut nonce);
+    out.extend_from_slice(&nonce);
+    let body = out.len();
+    out.extend_from_slice(plaintext);
+    let key: &Key = key.into();
+    let sealed = XChaCha20Poly1305::new(key).encrypt_inout_detached(
+        &XNonce::from(nonce),
+        aad,
+        (&mut out[body..]).into(),
+    );
+    match sealed {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(())
+        }
+        Err(_) => {
+            out[start..].zeroize();
+            out.truncate(start);
+            Err(Error::ServerError("AEAD encryption failed".into()))
+        }
+    }
+}
+
+/// Length of the Poly1305 tag at the end of a sealed blob.
+pub const TAG_LEN: usize = 16;
 
 /// Opens what [`seal_random`] made. `None` when it is too short or the tag does
 /// not verify (tampered, another key, other associated data).
 #[must_use]
 pub fn open_random(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    if sealed.len() < XNONCE_LEN {
+    open_random_owned(key, aad, Zeroizing::new(sealed.to_vec()), 0)
+}
+
+/// [`open_random`] on a buffer we own, whose sealed part starts at `skip`: decrypts
+/// in place and returns the plaintext in the same allocation (the bytes before it
+/// are moved out; the buffer is wiped on drop either way).
+#[must_use]
+pub fn open_random_owned(
+    key: &[u8; 32],
+    aad: &[u8],
+    mut blob: Zeroizing<Vec<u8>>,
+    skip: usize,
+) -> Option<Zeroizing<Vec<u8>>> {
+    let sealed = blob.get_mut(skip..)?;
+    if sealed.len() < XNONCE_LEN + TAG_LEN {
         return None;
     }
-    let (nonce, ct) = sealed.split_at(XNONCE_LEN);
-    let nonce: [u8; XNONCE_LEN] = nonce.try_into().ok()?;
+    let (nonce, rest) = sealed.split_at_mut(XNONCE_LEN);
+    let nonce: [u8; XNONCE_LEN] = (&*nonce).try_into().ok()?;
+    let (ct, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
+    let tag: [u8; TAG_LEN] = (&*tag).try_into().ok()?;
     let key: &Key = key.into();
     XChaCha20Poly1305::new(key)
-        .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad })
-        .ok()
-        .map(Zeroizing::new)
+        .decrypt_inout_detached(&XNonce::from(nonce), aad, ct.into(), &tag.into())
+        .ok()?;
+    let end = blob.len() - TAG_LEN;
+    blob.truncate(end);
+    blob.drain(..skip + XNONCE_LEN);
+    Some(blob)
 }
 
 /// Appends `lp(x)`: a 4-byte big-endian length, then `x` (SPEC 7).
@@ -206,6 +295,30 @@ mod tests {
         bad[XNONCE_LEN + 1] ^= 1;
         assert!(open_random(&key, b"k1", &bad).is_none(), "tampered");
         assert!(open_random(&key, b"k1", &a[..10]).is_none(), "truncated");
+        assert!(open_random(&key, b"k1", &a[..XNONCE_LEN + TAG_LEN - 1]).is_none(), "truncated");
+        // Sealing after a prefix, opening past it, in place.
+        let mut buf = b"prefix".to_vec();
+        seal_random_into(&key, &mut rng, b"k1", b"state", &mut buf).unwrap();
+        assert_eq!(&buf[..6], b"prefix");
+        assert_eq!(buf.len(), 6 + a.len());
+        let opened = open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 6).unwrap();
+        assert_eq!(opened.as_slice(), b"state");
+        assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 5).is_none(), "misaligned");
+        assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 7).is_none(), "misaligned");
+        assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 100).is_none(), "past end");
+        let empty = seal_random(&key, &mut rng, b"", b"").unwrap();
+        assert_eq!(open_random(&key, b"", &empty).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn keyed_hmac_matches_one_shot() {
+        for key_len in [0usize, 1, 32, 64, 65, 200] {
+            let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
+            let k = HmacKey::new(&key);
+            for parts in [&[][..], &[&b"abc"[..]][..], &[&b"ab"[..], &b""[..], &[7u8; 100][..]][..]] {
+                assert_eq!(k.mac(parts), hmac(&key, parts));
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use rand_core::CryptoRng;
 
 use crate::auth::server::{AuthRequest, Authenticated, PendingAuth};
 use crate::config::ServerConfig;
-use crate::crypto::{open_random, seal_random};
+use crate::crypto::{TAG_LEN, XNONCE_LEN, open_random, open_random_owned, seal_random, seal_random_into};
 use crate::error::{Error, Result};
 use crate::message::{ClientMessage, ServerMessage};
 use crate::mock::MockProfile;
@@ -246,19 +246,14 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         rng: &mut R,
     ) -> Result<()> {
         let expires_ms = now_ms.saturating_add(self.config.session_ttl_ms);
-        let aad = session_aad(key, expires_ms);
-        let sealed = seal_random(self.config.session_seal_key.expose(), rng, &aad, &state)?;
-        drop(state);
+        let (aad, aad_len) = session_aad(key, expires_ms);
         // The expiry travels in the clear beside the seal and is bound into it, so
         // whoever can write the store cannot revive a session past its TTL.
-        let mut blob = Vec::with_capacity(8 + sealed.len());
+        let mut blob = SecretBytes::new(Vec::with_capacity(8 + XNONCE_LEN + state.len() + TAG_LEN));
         blob.extend_from_slice(&expires_ms.to_be_bytes());
-        blob.extend_from_slice(&sealed);
-        insert_result(
-            self.sessions
-                .insert(key, peer, SecretBytes::new(blob), now_ms, self.config.session_ttl_ms)
-                .await?,
-        )
+        seal_random_into(self.config.session_seal_key.expose(), rng, &aad[..aad_len], &state, &mut blob)?;
+        drop(state);
+        insert_result(self.sessions.insert(key, peer, blob, now_ms, self.config.session_ttl_ms).await?)
     }
 
     /// Takes and opens a session. A blob that does not open (tampered, sealed
@@ -272,11 +267,11 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     async fn take_session_key(&self, key: &SessionKey, now_ms: u64) -> Result<SecretBytes> {
         let key = *key;
         let blob = self.sessions.take(&key, now_ms).await?.ok_or(Error::UnknownSession)?;
-        let (expiry, sealed) = blob.split_at_checked(8).ok_or(Error::UnknownSession)?;
-        let expires_ms = u64::from_be_bytes(expiry.try_into().map_err(|_| Error::UnknownSession)?);
-        let state =
-            open_random(self.config.session_seal_key.expose(), &session_aad(&key, expires_ms), sealed)
-                .ok_or(Error::UnknownSession)?;
+        let expiry = blob.first_chunk::<8>().ok_or(Error::UnknownSession)?;
+        let expires_ms = u64::from_be_bytes(*expiry);
+        let (aad, aad_len) = session_aad(&key, expires_ms);
+        let state = open_random_owned(self.config.session_seal_key.expose(), &aad[..aad_len], blob, 8)
+            .ok_or(Error::UnknownSession)?;
         if expires_ms <= now_ms {
             return Err(Error::UnknownSession);
         }
@@ -496,10 +491,32 @@ fn blob_aad(context: &[u8]) -> Vec<u8> {
     aad
 }
 
-/// The associated data of a sealed session: its key and its expiry (SPEC 5).
-fn session_aad(key: &SessionKey, expires_ms: u64) -> Vec<u8> {
-    let mut aad = key.to_key_string().into_bytes();
-    aad.push(b'@');
-    aad.extend_from_slice(&expires_ms.to_be_bytes());
-    aad
+/// The associated data of a sealed session: its key string, `@`, and its expiry as
+/// u64 big-endian (SPEC 5), in a fixed buffer with its length (no allocation).
+fn session_aad(key: &SessionKey, expires_ms: u64) -> ([u8; SessionKey::MAX_KEY_LEN + 9], usize) {
+    let mut aad = [0u8; SessionKey::MAX_KEY_LEN + 9];
+    let (key_bytes, len) = key.key_bytes();
+    aad[..len].copy_from_slice(&key_bytes[..len]);
+    aad[len] = b'@';
+    aad[len + 1..len + 9].copy_from_slice(&expires_ms.to_be_bytes());
+    (aad, len + 9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The associated data stays `key string || "@" || expiry (u64 BE)`, so blobs
+    /// sealed by earlier builds (a shared store) still open.
+    #[test]
+    fn session_aad_layout() {
+        for phase in [Phase::Registration, Phase::Authentication, Phase::Sasl] {
+            let key = SessionKey::new(phase, &Nonce::from_bytes([0x3c; 32]));
+            let mut want = key.to_key_string().into_bytes();
+            want.push(b'@');
+            want.extend_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+            let (aad, len) = session_aad(&key, 0x0102_0304_0506_0708);
+            assert_eq!(&aad[..len], &want[..]);
+        }
+    }
 }

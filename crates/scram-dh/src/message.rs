@@ -233,9 +233,17 @@ pub enum ServerMessage {
     Error(ErrorMessage),
 }
 
-fn parse_json<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T> {
+fn parse_json<'a, T: Deserialize<'a> + TypeFirst<'a>>(text: &'a str) -> Result<T> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(Error::invalid("message exceeds 16 KiB"));
+    }
+    // Messages put `"type"` first (ours always do): read the tag, then the fields
+    // straight into the variant's struct, instead of serde's internally tagged path,
+    // which buffers every field as `Content` first. Anything else (tag not first,
+    // and every malformed message) takes the general path, which so also produces
+    // every error text.
+    if let Ok(msg) = parse_type_first(text) {
+        return Ok(msg);
     }
     serde_json::from_str(text).map_err(|e| {
         // serde_json's text names the field and position, never a value's content
@@ -252,6 +260,202 @@ pub fn truncate_chars(s: &str, max: usize) -> &str {
     }
     let cut = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
     &s[..cut]
+}
+
+/// A message enum whose variants can be read after their tag (see [`parse_json`]):
+/// what the derived, internally tagged `Deserialize` accepts with `"type"` as the
+/// first key, and nothing else.
+trait TypeFirst<'de>: Sized {
+    /// Reads the variant named `tag` from the rest of the object.
+    fn variant<A: serde::de::MapAccess<'de>>(tag: &str, map: A) -> core::result::Result<Self, A::Error>;
+}
+
+/// `{"type": <tag>, <fields of the variant>}`: the first key must be `type`.
+fn parse_type_first<'de, T: TypeFirst<'de>>(text: &'de str) -> serde_json::Result<T> {
+    use serde::de::{Error as _, MapAccess, Visitor};
+    struct TagFirst<T>(core::marker::PhantomData<T>);
+    impl<'de, T: TypeFirst<'de>> Visitor<'de> for TagFirst<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a message object with its type first")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> core::result::Result<T, A::Error> {
+            let Some(Key(key)) = map.next_key::<Key<'de>>()? else {
+                return Err(A::Error::custom("missing type"));
+            };
+            if key != "type" {
+                return Err(A::Error::custom("type is not the first field"));
+            }
+            let Key(tag) = map.next_value::<Key<'de>>()?;
+            T::variant(tag, map)
+        }
+    }
+    /// A borrowed string, as keys and tags are when they hold no escapes (otherwise
+    /// the general path reads them).
+    struct Key<'de>(&'de str);
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> core::result::Result<Self, D::Error> {
+            <&'de str>::deserialize(d).map(Key)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let msg = serde::Deserializer::deserialize_map(&mut de, TagFirst(core::marker::PhantomData))?;
+    de.end()?;
+    Ok(msg)
+}
+
+/// Implements [`TypeFirst`] for a message enum of newtype variants over structs.
+macro_rules! type_first {
+    ($enum:ident { $($tag:literal => $variant:ident($ty:ty)),+ $(,)? }) => {
+        impl<'de> TypeFirst<'de> for $enum {
+            fn variant<A: serde::de::MapAccess<'de>>(
+                tag: &str,
+                map: A,
+            ) -> core::result::Result<Self, A::Error> {
+                let rest = serde::de::value::MapAccessDeserializer::new(map);
+                match tag {
+                    $($tag => <$ty>::deserialize(rest).map(Self::$variant),)+
+                    _ => Err(<A::Error as serde::de::Error>::custom("unknown type")),
+                }
+            }
+        }
+    };
+}
+
+type_first!(ClientMessage {
+    "registration_pairing" => RegistrationPairing(RegistrationPairing),
+    "registration_send_password" => RegistrationSendPassword(RegistrationSendPassword),
+    "auth_pairing" => AuthPairing(AuthPairing),
+    "auth_client_proof_generation" => AuthClientProofGeneration(AuthClientProof),
+});
+
+type_first!(ServerMessage {
+    "registration_pairing" => RegistrationPairing(RegistrationPairingReply),
+    "registration_keys_generation" => RegistrationKeysGeneration(RegistrationKeysGeneration),
+    "auth_pairing" => AuthPairing(AuthPairingReply),
+    "auth_proof" => AuthProof(AuthProof),
+    "error" => Error(ErrorMessage),
+});
+
+/// Writes message JSON by hand, byte for byte what `serde_json::to_string` of the
+/// derived `Serialize` gives (fields in declaration order, absent options skipped,
+/// serde_json's string escapes), without its per-byte escape scan of base64 and
+/// hex text or the intermediate base64 `String`s.
+struct JsonWriter(String);
+
+impl JsonWriter {
+    fn new(type_name: &str, capacity: usize) -> Self {
+        let mut out = String::with_capacity(capacity + 16);
+        out.push_str(r#"{"type":""#);
+        out.push_str(type_name);
+        out.push('"');
+        Self(out)
+    }
+
+    fn key(&mut self, key: &str) {
+        self.0.push_str(",\"");
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    fn str(mut self, key: &str, value: &str) -> Self {
+        self.key(key);
+        push_json_str(&mut self.0, value);
+        self
+    }
+
+    fn opt_str(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self,
+        }
+    }
+
+    fn b64(mut self, key: &str, value: &Base64) -> Self {
+        self.key(key);
+        // The base64 alphabet and padding need no JSON escapes.
+        self.0.push('"');
+        push_base64(&mut self.0, &value.0);
+        self.0.push('"');
+        self
+    }
+
+    fn opt_b64(self, key: &str, value: Option<&Base64>) -> Self {
+        match value {
+            Some(v) => self.b64(key, v),
+            None => self,
+        }
+    }
+
+    fn u32(mut self, key: &str, value: u32) -> Self {
+        use core::fmt::Write as _;
+        self.key(key);
+        // Writing to a String cannot fail.
+        let _ = write!(self.0, "{value}");
+        self
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// Appends `value` as a JSON string with serde_json's escapes: `\"`, `\\`, the
+/// short forms `\b \t \n \f \r`, and `\u00xx` for the other control characters.
+fn push_json_str(out: &mut String, value: &str) {
+    out.push('"');
+    // Almost every string (hex nonces, names) needs no escape: one branch-free pass
+    // over the bytes (it vectorises) decides.
+    let plain = !value.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if plain {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    let mut rest = value;
+    while let Some(i) = rest.bytes().position(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(&rest[..i]);
+        let b = rest.as_bytes()[i];
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+        // The byte found is ASCII, so i + 1 is a character boundary.
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+/// Appends the padded standard base64 of `bytes` (what `STANDARD.encode_string`
+/// appends), through a stack buffer: `encode_string` goes through base64's chunked
+/// encoder and a sink per chunk, a large share of the cost for our short fields.
+pub(crate) fn push_base64(out: &mut String, bytes: &[u8]) {
+    // 384 input bytes (a multiple of 3, so only the last chunk is padded) make 512.
+    let mut buf = [0u8; 512];
+    for chunk in bytes.chunks(384) {
+        // The buffer is large enough for any chunk, so encoding never fails; the
+        // output is ASCII, so neither does the conversion.
+        if let Ok(text) = STANDARD.encode_slice(chunk, &mut buf).map(|n| core::str::from_utf8(&buf[..n])) {
+            out.push_str(text.unwrap_or_default());
+        }
+    }
+}
+
+fn b64_len(b: &Base64) -> usize {
+    4 * b.0.len().div_ceil(3) + 8
 }
 
 fn to_json<T: Serialize>(msg: &T) -> String {
@@ -271,7 +475,30 @@ impl ClientMessage {
     /// The JSON text, fields in SPEC order.
     #[must_use]
     pub fn to_json(&self) -> String {
-        to_json(self)
+        let w = |cap| JsonWriter::new(self.type_name(), cap);
+        match self {
+            Self::RegistrationPairing(m) => w(b64_len(&m.public_key) + m.username.len() + 160)
+                .str("username", &m.username)
+                .str("group", &m.group)
+                .b64("public_key", &m.public_key)
+                .str("client_nonce", &m.client_nonce)
+                .str("labels", &m.labels)
+                .finish(),
+            Self::RegistrationSendPassword(m) => w(b64_len(&m.secret_key) + m.nonce.len() + 40)
+                .b64("secret_key", &m.secret_key)
+                .str("nonce", &m.nonce)
+                .finish(),
+            Self::AuthPairing(m) => w(m.username.len() + m.client_nonce.len() + 160)
+                .str("username", &m.username)
+                .str("client_nonce", &m.client_nonce)
+                .opt_str("group", m.group.as_deref())
+                .opt_b64("public_key", m.public_key.as_ref())
+                .finish(),
+            Self::AuthClientProofGeneration(m) => w(b64_len(&m.client_proof) + m.nonce.len() + 40)
+                .b64("client_proof", &m.client_proof)
+                .str("nonce", &m.nonce)
+                .finish(),
+        }
     }
 
     /// The message's `type` name.
@@ -298,7 +525,45 @@ impl ServerMessage {
     /// The JSON text, fields in SPEC order.
     #[must_use]
     pub fn to_json(&self) -> String {
-        to_json(self)
+        let w = |cap| JsonWriter::new(self.type_name(), cap);
+        match self {
+            Self::RegistrationPairing(m) => w(b64_len(&m.salt)
+                + b64_len(&m.public_key)
+                + b64_len(&m.host_key)
+                + b64_len(&m.signature)
+                + m.nonce.len()
+                + 100)
+            .b64("salt", &m.salt)
+            .u32("ic", m.ic)
+            .b64("public_key", &m.public_key)
+            .str("nonce", &m.nonce)
+            .b64("host_key", &m.host_key)
+            .b64("signature", &m.signature)
+            .finish(),
+            Self::RegistrationKeysGeneration(m) => {
+                w(b64_len(&m.secret_client_key) + b64_len(&m.secret_server_key) + m.nonce.len() + 80)
+                    .b64("secret_client_key", &m.secret_client_key)
+                    .b64("secret_server_key", &m.secret_server_key)
+                    .str("nonce", &m.nonce)
+                    .finish()
+            }
+            Self::AuthPairing(m) => {
+                w(b64_len(&m.salt) + m.nonce.len() + m.public_key.as_ref().map_or(0, b64_len) + 60)
+                    .b64("salt", &m.salt)
+                    .u32("ic", m.ic)
+                    .str("nonce", &m.nonce)
+                    .opt_b64("public_key", m.public_key.as_ref())
+                    .finish()
+            }
+            Self::AuthProof(m) => {
+                w(b64_len(&m.server_signature) + m.session_id.as_ref().map_or(0, String::len) + 60)
+                    .b64("server_signature", &m.server_signature)
+                    .opt_str("session_id", m.session_id.as_deref())
+                    .finish()
+            }
+            // Rare, and its code's spelling is serde's: the derived path.
+            Self::Error(_) => to_json(self),
+        }
     }
 
     /// An error message for `e`.
@@ -416,6 +681,171 @@ mod tests {
         }
         assert_eq!(truncate_chars("aé", 2), "a");
         assert_eq!(truncate_chars("aé", 3), "aé");
+    }
+
+    /// Strings that exercise every escape rule: control characters (short and
+    /// `\u00xx` forms), quote, backslash, DEL (not escaped), non-ASCII, U+2028.
+    fn tricky_strings() -> Vec<String> {
+        let mut v: Vec<String> = (0u8..0x20).map(|b| format!("a{}b", char::from(b))).collect();
+        v.extend(
+            [
+                "",
+                "alice",
+                "\"",
+                "\\",
+                "x\"y\\z",
+                "\u{7f}",
+                "é",
+                "\u{2028}",
+                "🦀",
+                "=,",
+                "a\u{0}\u{1f}\n\"\\é",
+            ]
+            .map(String::from),
+        );
+        v
+    }
+
+    fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
+        let b = |n: usize| Base64((0..n).map(|i| (i * 37 + n) as u8).collect());
+        let mut client = Vec::new();
+        let mut server = Vec::new();
+        for (i, t) in tricky_strings().into_iter().enumerate() {
+            let opt = |x: String| if i % 2 == 0 { Some(x) } else { None };
+            client.push(ClientMessage::RegistrationPairing(RegistrationPairing {
+                username: t.clone(),
+                group: t.clone(),
+                public_key: b(i * 7),
+                client_nonce: t.clone(),
+                labels: t.clone(),
+            }));
+            client.push(ClientMessage::RegistrationSendPassword(RegistrationSendPassword {
+                secret_key: b(i),
+                nonce: t.clone(),
+            }));
+            client.push(ClientMessage::AuthPairing(AuthPairing {
+                username: t.clone(),
+                client_nonce: t.clone(),
+                group: opt(t.clone()),
+                public_key: (i % 3 == 0).then(|| b(i + 1)),
+            }));
+            client.push(ClientMessage::AuthClientProofGeneration(AuthClientProof {
+                client_proof: b(32 + i % 3),
+                nonce: t.clone(),
+            }));
+            server.push(ServerMessage::RegistrationPairing(RegistrationPairingReply {
+                salt: b(i),
+                ic: [0, 1, 4096, u32::MAX][i % 4],
+                public_key: b(i * 11),
+                nonce: t.clone(),
+                host_key: b(32),
+                signature: b(64),
+            }));
+            server.push(ServerMessage::RegistrationKeysGeneration(RegistrationKeysGeneration {
+                secret_client_key: b(i + 2),
+                secret_server_key: b(i + 5),
+                nonce: t.clone(),
+            }));
+            server.push(ServerMessage::AuthPairing(AuthPairingReply {
+                salt: b(i + 1),
+                ic: [4096, 9, 100_000, 1_000_000_007][i % 4],
+                nonce: t.clone(),
+                public_key: (i % 3 == 1).then(|| b(i * 5)),
+            }));
+            server.push(ServerMessage::AuthProof(AuthProof {
+                server_signature: b(32),
+                session_id: opt(t.clone()),
+            }));
+            server.push(ServerMessage::Error(ErrorMessage { code: ErrorCode::Busy, message: t }));
+        }
+        (client, server)
+    }
+
+    #[test]
+    fn push_base64_is_encode_string() {
+        for n in (0..20).chain([383, 384, 385, 767, 768, 769, 1024, 2000]) {
+            let bytes: Vec<u8> = (0..n).map(|i| (i * 131 + 7) as u8).collect();
+            let mut ours = String::from("x");
+            push_base64(&mut ours, &bytes);
+            let mut theirs = String::from("x");
+            STANDARD.encode_string(&bytes, &mut theirs);
+            assert_eq!(ours, theirs, "{n} bytes");
+        }
+    }
+
+    #[test]
+    fn hand_written_json_is_serde_json_byte_for_byte() {
+        let (client, server) = sample_messages();
+        for m in &client {
+            assert_eq!(m.to_json(), serde_json::to_string(m).unwrap());
+        }
+        for m in &server {
+            assert_eq!(m.to_json(), serde_json::to_string(m).unwrap());
+        }
+    }
+
+    /// Variations of a message text: every single-byte deletion, the type moved
+    /// last or repeated, a field repeated, whitespace and escapes, junk appended.
+    fn mutations(text: &str) -> Vec<String> {
+        let mut v = vec![text.to_owned()];
+        for i in 0..text.len() {
+            if text.is_char_boundary(i) && text.is_char_boundary(i + 1) {
+                v.push(format!("{}{}", &text[..i], &text[i + 1..]));
+                v.push(format!("{} {}", &text[..i], &text[i..]));
+            }
+        }
+        if let Some((ty, fields)) =
+            text.strip_prefix('{').and_then(|rest| rest.find(',').map(|c| rest.split_at(c)))
+        {
+            v.push(format!("{{{},{ty}}}", &fields[1..fields.len() - 1]));
+            v.push(format!("{{{ty},{ty}{fields}"));
+            v.push(format!("{{{ty}{fields}").replace("\"type\"", "\"\\u0074ype\""));
+            v.push(format!("{{{ty},\"x\":1{fields}"));
+            v.push(format!("{{ {ty} , {}", &fields[1..]));
+            v.push(format!("{{{ty}{}", fields.replacen(",", ",\"nonce\":\"x\",", 1)));
+        }
+        v.push(format!("{text} "));
+        v.push(format!("{text}x"));
+        v.push(text.replace(":\"", ":null,\"q\":\""));
+        v
+    }
+
+    fn agree<'a, T>(text: &'a str) -> bool
+    where
+        T: Deserialize<'a> + TypeFirst<'a> + PartialEq + fmt::Debug,
+    {
+        let fast = parse_type_first::<T>(text).ok();
+        let derived = serde_json::from_str::<T>(text).ok();
+        // The fast path may decline (the derived path then answers), never disagree.
+        assert!(fast.is_none() || fast == derived, "{text}: {fast:?} vs {derived:?}");
+        fast.is_some()
+    }
+
+    #[test]
+    fn type_first_parsing_agrees_with_the_derived_parser() {
+        let (client, server) = sample_messages();
+        for m in &client {
+            let text = m.to_json();
+            assert!(agree::<ClientMessage>(&text), "our own output takes the fast path: {text}");
+            assert_eq!(&ClientMessage::from_json(&text).unwrap(), m);
+            for t in mutations(&text) {
+                agree::<ClientMessage>(&t);
+                agree::<ServerMessage>(&t);
+            }
+        }
+        for m in &server {
+            let text = m.to_json();
+            assert!(agree::<ServerMessage>(&text), "our own output takes the fast path: {text}");
+            assert_eq!(&ServerMessage::from_json(&text).unwrap(), m);
+            for t in mutations(&text) {
+                agree::<ClientMessage>(&t);
+                agree::<ServerMessage>(&t);
+            }
+        }
+        // Type not first: declined by the fast path, accepted by the derived one.
+        let late = r#"{"secret_key":"AAEC","nonce":"x","type":"registration_send_password"}"#;
+        assert!(!agree::<ClientMessage>(late));
+        assert!(ClientMessage::from_json(late).is_ok());
     }
 
     #[test]

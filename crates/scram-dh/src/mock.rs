@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroize as _;
 
+use crate::crypto::HmacKey;
+#[cfg(test)]
 use crate::crypto::hmac;
 use crate::record::{Labels, Record, RecordShape};
 use crate::secret::{ServerKey, StoredKey};
@@ -73,7 +75,11 @@ impl MockProfile {
     /// Every entry is visited whatever the outcome.
     #[must_use]
     pub fn shape_for(&self, mock_secret: &[u8; 32], username: &str, default_ic: u32) -> RecordShape {
-        let h = hmac(mock_secret, &[SHAPE_LABEL, username.as_bytes()]);
+        self.shape_for_key(&HmacKey::new(mock_secret), username, default_ic)
+    }
+
+    fn shape_for_key(&self, mock_key: &HmacKey, username: &str, default_ic: u32) -> RecordShape {
+        let h = mock_key.mac(&[SHAPE_LABEL, username.as_bytes()]);
         let mut x = [0u8; 8];
         x.copy_from_slice(&h[..8]);
         // A uniform draw in 0..total by multiply-shift (bias < total / 2^64).
@@ -98,8 +104,12 @@ impl MockProfile {
     /// always computed; `T1` alone is the 32-byte salt this server always gave.
     #[must_use]
     pub fn salt_for(mock_secret: &[u8; 32], username: &str, len: usize) -> Vec<u8> {
-        let t1 = hmac(mock_secret, &[SALT_LABEL, username.as_bytes()]);
-        let t2 = hmac(mock_secret, &[&t1, SALT_LABEL, &[2]]);
+        Self::salt_for_key(&HmacKey::new(mock_secret), username, len)
+    }
+
+    fn salt_for_key(mock_key: &HmacKey, username: &str, len: usize) -> Vec<u8> {
+        let t1 = mock_key.mac(&[SALT_LABEL, username.as_bytes()]);
+        let t2 = mock_key.mac(&[&t1, SALT_LABEL, &[2]]);
         let mut out = Vec::with_capacity(MAX_MOCK_SALT_LEN);
         out.extend_from_slice(&t1);
         out.extend_from_slice(&t2);
@@ -118,14 +128,16 @@ impl MockProfile {
         default_ic: u32,
         filler: &[u8; 64],
     ) -> Record {
-        let shape = self.shape_for(mock_secret, username, default_ic);
+        // One key setup for the three HMACs under the mock secret.
+        let mock_key = HmacKey::new(mock_secret);
+        let shape = self.shape_for_key(&mock_key, username, default_ic);
         let mut stored = [0u8; 32];
         let mut server = [0u8; 32];
         stored.copy_from_slice(&filler[..32]);
         server.copy_from_slice(&filler[32..]);
         let record = Record {
             username: username.to_owned(),
-            salt: Self::salt_for(mock_secret, username, shape.salt_len),
+            salt: Self::salt_for_key(&mock_key, username, shape.salt_len),
             ic: shape.ic,
             stored_key: StoredKey::from_bytes(stored),
             server_key: ServerKey::from_bytes(server),

@@ -41,16 +41,28 @@ impl SessionKey {
     /// A printable, store-friendly form: `reg:<hex>`, `auth:<hex>` or `sasl:<hex>`.
     #[must_use]
     pub fn to_key_string(&self) -> String {
-        let prefix = match self.phase {
-            Phase::Registration => "reg:",
-            Phase::Authentication => "auth:",
-            Phase::Sasl => "sasl:",
-        };
-        let mut s = String::with_capacity(69);
-        s.push_str(prefix);
-        crate::nonce::push_hex(&mut s, &self.client_nonce);
-        s
+        let (bytes, len) = self.key_bytes();
+        // Prefix and hex digits are ASCII, so the conversion never fails.
+        String::from_utf8(bytes[..len].to_vec()).unwrap_or_default()
     }
+
+    /// The bytes of [`to_key_string`](Self::to_key_string) in a fixed buffer, and how
+    /// many of them are used.
+    pub(crate) fn key_bytes(&self) -> ([u8; Self::MAX_KEY_LEN], usize) {
+        let prefix: &[u8] = match self.phase {
+            Phase::Registration => b"reg:",
+            Phase::Authentication => b"auth:",
+            Phase::Sasl => b"sasl:",
+        };
+        let mut out = [0u8; Self::MAX_KEY_LEN];
+        out[..prefix.len()].copy_from_slice(prefix);
+        let len = prefix.len() + 2 * self.client_nonce.len();
+        crate::nonce::encode_hex(&self.client_nonce, &mut out[prefix.len()..len]);
+        (out, len)
+    }
+
+    /// The longest [`to_key_string`](Self::to_key_string).
+    pub(crate) const MAX_KEY_LEN: usize = 5 + 64;
 }
 
 impl fmt::Debug for SessionKey {
@@ -289,6 +301,17 @@ mod tests {
 
     fn val(b: u8) -> SecretBytes {
         Zeroizing::new(vec![b])
+    }
+
+    #[test]
+    fn key_strings() {
+        let n = Nonce::from_bytes([0xa5; 32]);
+        let hex = "a5".repeat(32);
+        for (phase, prefix) in
+            [(Phase::Registration, "reg:"), (Phase::Authentication, "auth:"), (Phase::Sasl, "sasl:")]
+        {
+            assert_eq!(SessionKey::new(phase, &n).to_key_string(), format!("{prefix}{hex}"));
+        }
     }
 
     #[test]

@@ -92,12 +92,13 @@ impl AuthClient {
                 ClientKeys::rfc(&salted_password(pw, reply.salt.as_bytes(), reply.ic)?)
             }
         };
-        let client_nonce_hex = self.client_nonce.to_hex();
+        // The parse above makes the first half of `reply.nonce` our own nonce's hex.
+        let (client_nonce_hex, _) = reply.nonce.split_at(crate::nonce::NONCE_HEX_LEN);
         let (am, z) = match (self.channel, &reply.public_key) {
             (None, None) => (
                 auth_message(
                     &self.username,
-                    &client_nonce_hex,
+                    client_nonce_hex,
                     &reply.nonce,
                     reply.salt.as_bytes(),
                     reply.ic,
@@ -115,7 +116,7 @@ impl AuthClient {
                 };
                 let am = auth_message(
                     &self.username,
-                    &client_nonce_hex,
+                    client_nonce_hex,
                     &reply.nonce,
                     reply.salt.as_bytes(),
                     reply.ic,

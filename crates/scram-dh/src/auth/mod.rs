@@ -5,9 +5,6 @@
 pub mod client;
 pub mod server;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-
 use crate::crypto::{hkdf_pair, hmac, put_lp, sha256};
 use crate::dh::{Group, SharedSecret};
 use crate::secret::{ClientKey, SessionKeys};
@@ -42,21 +39,10 @@ pub fn auth_message(
     ic: u32,
     channel: Option<&ChannelBinding<'_>>,
 ) -> String {
-    let mut cbind = Vec::with_capacity(64);
-    match channel {
-        None => cbind.extend_from_slice(b"n,,"),
-        Some(cb) => {
-            cbind.extend_from_slice(b"p=scram-dh-");
-            cbind.extend_from_slice(cb.group.name().as_bytes());
-            cbind.extend_from_slice(b",,");
-            let mut keys = Vec::with_capacity(8 + cb.client_public_key.len() + cb.server_public_key.len());
-            put_lp(&mut keys, cb.client_public_key);
-            put_lp(&mut keys, cb.server_public_key);
-            cbind.extend_from_slice(&sha256(&keys));
-        }
-    }
     let saslname = crate::username::escape(username);
-    let mut m = String::with_capacity(360);
+    let mut m = String::with_capacity(
+        64 + saslname.len() + client_nonce_hex.len() + 2 * nonce.len() + 4 * salt.len().div_ceil(3),
+    );
     m.push_str("n=");
     m.push_str(&saslname);
     m.push_str(",r=");
@@ -64,14 +50,47 @@ pub fn auth_message(
     m.push_str(",r=");
     m.push_str(nonce);
     m.push_str(",s=");
-    STANDARD.encode_string(salt, &mut m);
+    crate::message::push_base64(&mut m, salt);
     m.push_str(",i=");
-    m.push_str(&ic.to_string());
+    push_decimal(&mut m, ic);
     m.push_str(",c=");
-    STANDARD.encode_string(&cbind, &mut m);
+    match channel {
+        // base64("n,,")
+        None => m.push_str("biws"),
+        Some(cb) => {
+            let mut cbind = Vec::with_capacity(64);
+            cbind.extend_from_slice(b"p=scram-dh-");
+            cbind.extend_from_slice(cb.group.name().as_bytes());
+            cbind.extend_from_slice(b",,");
+            let mut keys = Vec::with_capacity(8 + cb.client_public_key.len() + cb.server_public_key.len());
+            put_lp(&mut keys, cb.client_public_key);
+            put_lp(&mut keys, cb.server_public_key);
+            cbind.extend_from_slice(&sha256(&keys));
+            crate::message::push_base64(&mut m, &cbind);
+        }
+    }
     m.push_str(",r=");
     m.push_str(nonce);
     m
+}
+
+/// Appends the decimal digits of `x` (what `x.to_string()` gives, without the
+/// formatting machinery).
+fn push_decimal(out: &mut String, mut x: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (x % 10) as u8;
+        x /= 10;
+        if x == 0 {
+            break;
+        }
+    }
+    // ASCII digits: the conversion never fails.
+    if let Ok(text) = core::str::from_utf8(&digits[i..]) {
+        out.push_str(text);
+    }
 }
 
 /// Channel keys: `HKDF(salt = HMAC(ClientKey, AuthMessage), IKM = Z)`.
@@ -83,6 +102,9 @@ pub(crate) fn session_keys(client_key: &ClientKey, auth_message: &str, z: &Share
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
     use crate::crypto::{hi, xor32};
     use crate::keys::ClientKeys;
@@ -112,6 +134,15 @@ mod tests {
         assert_eq!(STANDARD.encode(server_signature), "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
         // The server's check: SHA-256(ClientProof XOR ClientSignature) == StoredKey.
         assert_eq!(sha256(&xor32(&proof, &client_signature)), *keys.stored_key().expose());
+    }
+
+    #[test]
+    fn decimal_matches_to_string() {
+        for x in [0, 1, 9, 10, 99, 100, 4096, 65_535, 1_000_000, u32::MAX - 1, u32::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, x);
+            assert_eq!(s, x.to_string());
+        }
     }
 
     #[test]

@@ -209,14 +209,9 @@ impl PendingAuth {
             client_public_key: c.client_public.as_bytes(),
             server_public_key: c.server_public.as_bytes(),
         });
-        let am = auth_message(
-            &self.username,
-            &self.nonce.client.to_hex(),
-            &self.nonce.to_wire(),
-            &self.salt,
-            self.ic,
-            cb.as_ref(),
-        );
+        // The check above makes `msg.nonce` our wire form, client half first.
+        let (client_nonce_hex, _) = msg.nonce.split_at(crate::nonce::NONCE_HEX_LEN);
+        let am = auth_message(&self.username, client_nonce_hex, &msg.nonce, &self.salt, self.ic, cb.as_ref());
         let client_signature = hmac_secret(self.stored_key.expose(), &[am.as_bytes()]);
         let client_key = ClientKey::from_bytes(xor32(&proof, &client_signature));
         let ok =

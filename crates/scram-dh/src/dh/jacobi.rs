@@ -113,7 +113,7 @@ enum Stop {
 /// below `2^APPROX_BITS`).
 ///
 /// Updates the sign bit `jac` (bit 0 set = negated) and returns the matrix.
-#[inline]
+#[inline(never)]
 fn batch(mut f_lo: u64, mut g_lo: u64, mut f_hi: u64, mut g_hi: u64, jac: &mut u64) -> (Matrix, Stop) {
     let (mut u, mut v, mut q, mut r) = (1i64, 0i64, 0i64, 1i64);
     // Sign flips are accumulated in bit 1 of `j`.
@@ -158,7 +158,9 @@ fn batch(mut f_lo: u64, mut g_lo: u64, mut f_hi: u64, mut g_hi: u64, jac: &mut u
         (q, r) = select_unpredictable(lt, (u - q, v - r), (q - u, r - v));
         // g - f is even and non-zero: halve it as often as it is even, but at most `rem`
         // times (the low `rem + 2` bits of diff_lo are exact, the rest may be garbage).
-        let zeros = diff_lo.trailing_zeros().min(rem);
+        // The sentinel bit at `rem` (at most 62) is `min(trailing_zeros, rem)` without
+        // the compare and select on the loop's critical path.
+        let zeros = (diff_lo | (1u64 << rem)).trailing_zeros();
         g_lo = diff_lo >> zeros;
         g_hi = d.unsigned_abs() >> zeros;
         u = nu << zeros;
