@@ -642,6 +642,21 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A counter family with one label: its header, then `name{label="value"} count` per
+/// series.
+fn counter_by(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: impl IntoIterator<Item = (&'static str, u64)>,
+) {
+    header(out, name, "counter", help);
+    for (value, count) in series {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {count}");
+    }
+}
+
 /// The whole registry in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 #[must_use]
 pub fn render() -> String {
@@ -689,36 +704,27 @@ pub(crate) fn render_with(http_sessions: Option<usize>) -> String {
             let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
         }
     }
-    header(
+    counter_by(
         &mut out,
         "scram_dh_admission_refusals_total",
-        "counter",
         "Refusals of a connection, handshake, channel or HTTP session, by reason.",
+        "reason",
+        RefusalReason::ALL.iter().map(|&x| (x.name(), r.refusals[x as usize].load(RELAXED))),
     );
-    for reason in RefusalReason::ALL {
-        let v = r.refusals[reason as usize].load(RELAXED);
-        let _ = writeln!(out, "scram_dh_admission_refusals_total{{reason=\"{}\"}} {v}", reason.name());
-    }
-    header(
+    counter_by(
         &mut out,
         "scram_dh_dh_operations_total",
-        "counter",
         "Key exchanges (key generation and shared secret) the server did, by group.",
+        "group",
+        Group::ALL.iter().zip(&r.dh).map(|(g, v)| (g.name(), v.load(RELAXED))),
     );
-    for (i, group) in Group::ALL.iter().enumerate() {
-        let v = r.dh[i].load(RELAXED);
-        let _ = writeln!(out, "scram_dh_dh_operations_total{{group=\"{}\"}} {v}", group.name());
-    }
-    header(
+    counter_by(
         &mut out,
         "scram_dh_signed_requests_total",
-        "counter",
         "HTTP requests judged by the signed-request layer, by result.",
+        "result",
+        SignedResult::ALL.iter().map(|&x| (x.name(), r.signed[x as usize].load(RELAXED))),
     );
-    for result in SignedResult::ALL {
-        let v = r.signed[result as usize].load(RELAXED);
-        let _ = writeln!(out, "scram_dh_signed_requests_total{{result=\"{}\"}} {v}", result.name());
-    }
     header(&mut out, "scram_dh_connections", "gauge", "Open connections by front.");
     for front in [Front::Tcp, Front::Sasl, Front::Http] {
         let v = r.connections[front as usize].load(RELAXED);

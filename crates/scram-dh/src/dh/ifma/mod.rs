@@ -492,19 +492,25 @@ mod tests {
         }
     }
 
-    /// The kernel on a 500-bit odd modulus (two vectors), small enough for Miri:
-    /// `out R = a b (mod p)`, `out < 2p`, every limb below `2^52`.
-    #[test]
-    fn small_modulus_products() {
-        use crypto_bigint::{U512, U1024, U2048};
-        let mut rng = ChaCha20Rng::seed_from_u64(4);
+    /// A random odd modulus of at most 500 bits (two vectors of limbs, 4p < R).
+    fn random_odd_500(rng: &mut ChaCha20Rng) -> Odd<crypto_bigint::U512> {
+        use crypto_bigint::U512;
         let mut words = [0u64; U512::LIMBS];
         for w in &mut words {
             *w = rng.next_u64();
         }
         words[0] |= 1;
         words[U512::LIMBS - 1] >>= 12;
-        let p = Odd::new(U512::from_words(words)).unwrap();
+        Odd::new(U512::from_words(words)).unwrap()
+    }
+
+    /// The kernel on a 500-bit odd modulus (two vectors), small enough for Miri:
+    /// `out R = a b (mod p)`, `out < 2p`, every limb below `2^52`.
+    #[test]
+    fn small_modulus_products() {
+        use crypto_bigint::{U512, U1024, U2048};
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let p = random_odd_500(&mut rng);
         let r = Radix52::new(&p).unwrap();
         let n = r.limbs();
         let wide = |x: &[u64]| {
@@ -536,13 +542,7 @@ mod tests {
         use crypto_bigint::U512;
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         for _ in 0..2 {
-            let mut words = [0u64; U512::LIMBS];
-            for w in &mut words {
-                *w = rng.next_u64();
-            }
-            words[0] |= 1;
-            words[U512::LIMBS - 1] >>= 12;
-            let p = Odd::new(U512::from_words(words)).unwrap();
+            let p = random_odd_500(&mut rng);
             let r = Radix52::new(&p).unwrap();
             assert_eq!(r.limbs(), 16);
             check_pow(&p, 2, None);
