@@ -37,11 +37,12 @@
 //!
 //! # Choosing the backend
 //!
-//! [`engine`] picks IFMA when the CPU reports `avx512f` and `avx512ifma`, unless the
-//! environment variable `SCRAM_DH_MODEXP=crypto-bigint` says otherwise (an operator's
-//! switch, and the benchmarks' way to compare both in one run). A group also runs a
-//! self-test before it first uses the vector code (one multiplication compared with the
-//! portable loop); a backend that disagrees is never used.
+//! [`engine`] picks IFMA when the CPU reports `avx512f` and `avx512ifma` and one product
+//! mod the 2048-bit prime agrees with the portable loop, unless the environment variable
+//! `SCRAM_DH_MODEXP=crypto-bigint` says otherwise (an operator's switch, and the
+//! benchmarks' way to compare both in one run). Each group repeats that self-test with
+//! its own prime before it first uses the vector code; a backend that disagrees is never
+//! used, and `dh::modexp_engine()` says so.
 
 use std::sync::OnceLock;
 
