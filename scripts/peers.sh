@@ -8,6 +8,9 @@
 #           redis-server + redis-tools, nginx
 #   PyPI:   interop/requirements.txt (scramp, requests-scram; pinned) in target/peers-venv
 #   npm:    interop/node (gel; package-lock.json) with `npm ci`, run by the machine's node
+#   Debian: chromium + chromium-driver, and npm: web/ (esbuild, playwright-core, @noble/*;
+#           package-lock.json) with `npm ci`, for the browser client's bundle check and its
+#           headless-Chromium test (crates/scram-dh-cli/tests/browser.rs)
 # Idempotent; prints what it installed; exits non-zero when something cannot be installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,6 +38,8 @@ command -v redis-server >/dev/null 2>&1 || debs+=(redis-server redis-tools)
 [ -x /usr/sbin/nginx ] || debs+=(nginx)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
+[ -x /usr/bin/chromium ] || debs+=(chromium)
+[ -x /usr/bin/chromedriver ] || debs+=(chromium-driver)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || debs+=(python3-venv)
 # nm and objdump for the IFMA emulation harness (interop/ifma-emu/run.sh).
 command -v objdump >/dev/null 2>&1 && command -v nm >/dev/null 2>&1 || debs+=(binutils)
@@ -52,6 +57,10 @@ id postgres >/dev/null 2>&1 || die "no postgres user (the postgresql package mak
 command -v redis-server >/dev/null 2>&1 || die "redis-server missing after install"
 [ -x /usr/sbin/nginx ] || die "nginx missing after install"
 command -v node >/dev/null 2>&1 || die "node missing after install"
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium missing after install"
+# playwright-core (web/) needs Node.js 20 or later.
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+    || die "node $(node --version) is too old for web/ (playwright-core needs 20 or later)"
 
 # Python venv with the pinned peers. A stamp holds the requirements it was made from.
 req=interop/requirements.txt
@@ -74,8 +83,15 @@ if [ ! -d interop/node/node_modules/gel ] || ! cmp -s interop/node/package-lock.
     installed+=("npm: gel $(node -p 'require("./interop/node/node_modules/gel/package.json").version') into interop/node/node_modules")
 fi
 
+# The browser client's build and test tools, exactly as locked.
+if [ ! -d web/node_modules/playwright-core ] || ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.src; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci in web failed"
+    cp web/package-lock.json web/node_modules/.package-lock.json.src
+    installed+=("npm: esbuild, playwright-core, @noble/* into web/node_modules")
+fi
+
 if [ "${#installed[@]}" -eq 0 ]; then
-    echo "peers.sh: all present (tcpdump, gsasl, socat, PostgreSQL 15, redis-server, nginx, $VENV, interop/node)"
+    echo "peers.sh: all present (tcpdump, gsasl, socat, PostgreSQL 15, redis-server, nginx, chromium, $VENV, interop/node, web)"
 else
     for line in "${installed[@]}"; do echo "peers.sh: installed $line"; done
 fi

@@ -4,7 +4,7 @@
 //   package-lock.json 95be6e1298b366bd1e5fceedbd9a305fdb83793f8b323800b3dc07a31d07f67d
 //   src/crypto.js 5e3f28062421c1f0d7e9d7eb810dcade84e7dab9f17a8bc96d91aff2b3ef294f
 //   src/saslprep.js 1a82d6efbab2397e3b3a5f1e782861b3d35db6646264fc116662a7dee7f7bf15
-//   src/scram-dh.js 03676671268e56915ab5da5996fdf242b9ada8e36b1d7567eb29b28f940a592f
+//   src/scram-dh.js 5c99560fdf4f596a62d709e7fc2207431685c8aa0ca950e59b2652389bcb6279
 //
 var __create = Object.create;
 var __defProp = Object.defineProperty;
@@ -5722,6 +5722,7 @@ var ScramDhClient = class {
     const serverPublic = unb64(a2.public_key, "public_key");
     if (salt.length === 0) throw new ScramDhError("invalid_message", "empty salt");
     if (serverPublic.length !== 32) throw new ScramDhError("invalid_public_key", "an X25519 public key is 32 bytes");
+    const z = await agree(pair, serverPublic);
     let clientKey;
     let serverKey;
     if (pw) {
@@ -5756,7 +5757,6 @@ var ScramDhClient = class {
       if (typeof sid !== "string" || !/^[A-Za-z0-9_-]{1,128}$/.test(sid)) {
         throw new ScramDhError("invalid_message", "A4 carries no usable session_id");
       }
-      const z = await agree(pair, serverPublic);
       const prkSalt = await p.hmac(clientKey, authMessage);
       const [kc2s, ks2c] = await Promise.all([
         p.hkdf(z, prkSalt, enc2.encode(`${PROTOCOL} session c2s`), 32),
@@ -5765,7 +5765,7 @@ var ScramDhClient = class {
       wipe(z, prkSalt);
       return new ScramDhSession(this.#base, name, sid, kc2s, ks2c, p, (path, init) => this.#send(path, init));
     } finally {
-      wipe(clientKey, serverKey);
+      wipe(clientKey, serverKey, z);
     }
   }
   /**

@@ -520,6 +520,8 @@ export class ScramDhClient {
     const serverPublic = unb64(a2.public_key, 'public_key');
     if (salt.length === 0) throw new ScramDhError('invalid_message', 'empty salt');
     if (serverPublic.length !== 32) throw new ScramDhError('invalid_public_key', 'an X25519 public key is 32 bytes');
+    // The server's key is checked (a small-order key gives an all-zero Z) before any proof is sent.
+    const z = await agree(pair, serverPublic);
 
     let clientKey;
     let serverKey;
@@ -553,7 +555,6 @@ export class ScramDhClient {
       if (typeof sid !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(sid)) {
         throw new ScramDhError('invalid_message', 'A4 carries no usable session_id');
       }
-      const z = await agree(pair, serverPublic);
       const prkSalt = await p.hmac(clientKey, authMessage);
       const [kc2s, ks2c] = await Promise.all([
         p.hkdf(z, prkSalt, enc.encode(`${PROTOCOL} session c2s`), 32),
@@ -562,7 +563,7 @@ export class ScramDhClient {
       wipe(z, prkSalt);
       return new ScramDhSession(this.#base, name, sid, kc2s, ks2c, p, (path, init) => this.#send(path, init));
     } finally {
-      wipe(clientKey, serverKey);
+      wipe(clientKey, serverKey, z);
     }
   }
 
