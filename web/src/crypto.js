@@ -54,6 +54,16 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
 
 const enc = new TextEncoder();
 
+/**
+ * A byte array as WebCrypto's types want it (their BufferSource excludes
+ * SharedArrayBuffer-backed views; ours never are).
+ * @param {Uint8Array} x
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+const bs = (x) => /** @type {Uint8Array<ArrayBuffer>} */ (x);
+/** `raw-secret`, the key format of the modern algorithms, not yet in TypeScript's DOM types. */
+const RAW_SECRET = /** @type {'raw'} */ (/** @type {unknown} */ ('raw-secret'));
+
 /** @param {string} hex */
 function unhex(hex) {
   const out = new Uint8Array(hex.length / 2);
@@ -126,7 +136,7 @@ async function probeEd25519(subtle) {
  * X25519 through WebCrypto: a PKCS#8 import of a known private key is not
  * possible from raw bytes, so the probe checks generate → export → derive
  * against itself and against the RFC's public key, then checks that the
- * agreement of a fresh pair with Bob's key is what @noble computes for it.
+ * agreement of a fresh pair with Bob's key is what the noble packages compute for it.
  * @param {SubtleCrypto} subtle
  */
 async function probeX25519(subtle) {
@@ -144,7 +154,7 @@ async function probeX25519(subtle) {
 
 /** @param {SubtleCrypto} subtle */
 async function probeChaCha(subtle) {
-  const key = await subtle.importKey('raw-secret', unhex(CHACHA_KAT.key), { name: 'ChaCha20-Poly1305' }, false, [
+  const key = await subtle.importKey(RAW_SECRET, unhex(CHACHA_KAT.key), { name: 'ChaCha20-Poly1305' }, false, [
     'encrypt',
     'decrypt',
   ]);
@@ -177,7 +187,7 @@ const cache = new Map();
 
 /**
  * The primitives for this browser: WebCrypto where it has and passes each one,
- * @noble elsewhere. With `{ webcrypto: false }`, @noble for all of them.
+ * the noble packages elsewhere. With `{ webcrypto: false }`, the noble packages for all of them.
  * The answer is computed once per setting and shared.
  * @param {{ webcrypto?: boolean }} [options]
  * @returns {Promise<Primitives>}
@@ -216,30 +226,30 @@ async function build(subtle) {
 
   /** @type {Primitives['sha256']} */
   const sha256 = has
-    ? async (data) => new Uint8Array(await s.digest('SHA-256', data))
+    ? async (data) => new Uint8Array(await s.digest('SHA-256', bs(data)))
     : async (data) => nobleSha256(data);
 
   /** @type {Primitives['hmac']} */
   const hmac = has
     ? async (key, ...parts) => {
-        const k = await s.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-        return new Uint8Array(await s.sign('HMAC', k, concat(...parts)));
+        const k = await s.importKey('raw', bs(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+        return new Uint8Array(await s.sign('HMAC', k, bs(concat(...parts))));
       }
     : async (key, ...parts) => nobleHmac(nobleSha256, key, concat(...parts));
 
   /** @type {Primitives['pbkdf2']} */
   const pbkdf2 = has
     ? async (password, salt, iterations) => {
-        const k = await s.importKey('raw', password, 'PBKDF2', false, ['deriveBits']);
-        return new Uint8Array(await s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt, iterations }, k, 256));
+        const k = await s.importKey('raw', bs(password), 'PBKDF2', false, ['deriveBits']);
+        return new Uint8Array(await s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: bs(salt), iterations }, k, 256));
       }
     : (password, salt, iterations) => pbkdf2Async(nobleSha256, password, salt, { c: iterations, dkLen: 32 });
 
   /** @type {Primitives['hkdf']} */
   const hkdf = has
     ? async (ikm, salt, info, length) => {
-        const k = await s.importKey('raw', ikm, 'HKDF', false, ['deriveBits']);
-        return new Uint8Array(await s.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt, info }, k, length * 8));
+        const k = await s.importKey('raw', bs(ikm), 'HKDF', false, ['deriveBits']);
+        return new Uint8Array(await s.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: bs(salt), info: bs(info) }, k, length * 8));
       }
     : async (ikm, salt, info, length) => hkdfExpand(nobleSha256, hkdfExtract(nobleSha256, ikm, salt), info, length);
 
@@ -251,7 +261,7 @@ async function build(subtle) {
         return {
           publicKey,
           agree: async (peer) => {
-            const k = await s.importKey('raw', peer, { name: 'X25519' }, false, []);
+            const k = await s.importKey('raw', bs(peer), { name: 'X25519' }, false, []);
             return new Uint8Array(await s.deriveBits({ name: 'X25519', public: k }, pair.privateKey, 256));
           },
         };
@@ -274,8 +284,8 @@ async function build(subtle) {
   /** @type {Primitives['ed25519Verify']} */
   const ed25519Verify = ed
     ? async (publicKey, signature, message) => {
-        const k = await s.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
-        return s.verify({ name: 'Ed25519' }, k, signature, message);
+        const k = await s.importKey('raw', bs(publicKey), { name: 'Ed25519' }, false, ['verify']);
+        return s.verify({ name: 'Ed25519' }, k, bs(signature), bs(message));
       }
     : async (publicKey, signature, message) => {
         try {
@@ -286,13 +296,13 @@ async function build(subtle) {
       };
 
   /** @param {Uint8Array} key @param {KeyUsage} use */
-  const aeadKey = (key, use) => s.importKey('raw-secret', key, { name: 'ChaCha20-Poly1305' }, false, [use]);
+  const aeadKey = (key, use) => s.importKey(RAW_SECRET, bs(key), { name: 'ChaCha20-Poly1305' }, false, [use]);
 
   /** @type {Primitives['seal']} */
   const seal = aead
     ? async (key, nonce, aad, plaintext) =>
         new Uint8Array(
-          await s.encrypt({ name: 'ChaCha20-Poly1305', iv: nonce, additionalData: aad }, await aeadKey(key, 'encrypt'), plaintext),
+          await s.encrypt({ name: 'ChaCha20-Poly1305', iv: bs(nonce), additionalData: bs(aad) }, await aeadKey(key, 'encrypt'), bs(plaintext)),
         )
     : async (key, nonce, aad, plaintext) => chacha20poly1305(key, nonce, aad).encrypt(plaintext);
 
@@ -300,7 +310,7 @@ async function build(subtle) {
   const open = aead
     ? async (key, nonce, aad, ciphertext) =>
         new Uint8Array(
-          await s.decrypt({ name: 'ChaCha20-Poly1305', iv: nonce, additionalData: aad }, await aeadKey(key, 'decrypt'), ciphertext),
+          await s.decrypt({ name: 'ChaCha20-Poly1305', iv: bs(nonce), additionalData: bs(aad) }, await aeadKey(key, 'decrypt'), bs(ciphertext)),
         )
     : async (key, nonce, aad, ciphertext) => chacha20poly1305(key, nonce, aad).decrypt(ciphertext);
 

@@ -246,6 +246,8 @@ export function defaultPinStore() {
 
 // ---------------------------------------------------------------- the client
 
+/** @typedef {(input: URL, init: RequestInit) => Promise<Response>} FetchLike */
+
 /**
  * @typedef {object} ClientOptions
  * @property {string} [baseUrl] the server (default: the page's origin)
@@ -254,8 +256,8 @@ export function defaultPinStore() {
  * @property {PinStore} [pinStore] where trust-on-first-use pins live (default: localStorage)
  * @property {number} [maxIterations] refuse iteration counts above this (default 1,000,000)
  * @property {number} [timeoutMs] each HTTP exchange, at most (default 15,000)
- * @property {boolean} [webcrypto] false: use @noble for every primitive
- * @property {typeof fetch} [fetch] the fetch to use (default: the global one)
+ * @property {boolean} [webcrypto] false: use the noble packages for every primitive
+ * @property {FetchLike} [fetch] the fetch to use (default: the global one)
  */
 
 /**
@@ -504,7 +506,7 @@ export class ScramDhClient {
     const name = normalizedUsername(username);
     const p = await this.#primitives();
     const pw = typeof secret === 'string' ? preparedPassword(secret) : null;
-    if (pw === null && !(secret?.clientKey instanceof Uint8Array && secret?.serverKey instanceof Uint8Array)) {
+    if (pw === null && !(typeof secret === 'object' && secret.clientKey instanceof Uint8Array && secret.serverKey instanceof Uint8Array)) {
       throw new ScramDhError('invalid_password', 'give a password or a credential from register()');
     }
     const group = 'x25519';
@@ -582,7 +584,7 @@ export class ScramDhClient {
     const name = normalizedUsername(request.username);
     const pw = preparedPassword(request.password);
     const method = (request.method ?? 'GET').toUpperCase();
-    const body = request.body === undefined ? undefined : typeof request.body === 'string' ? enc.encode(request.body) : request.body;
+    const body = request.body === undefined ? undefined : /** @type {Uint8Array<ArrayBuffer>} */ (typeof request.body === 'string' ? enc.encode(request.body) : request.body);
     const clientNonce = b64(randomBytes(24));
     const bare = `n=${saslname(name)},r=${clientNonce}`;
     const headers = (/** @type {string} */ authorization) => {
@@ -789,7 +791,7 @@ export class ScramDhSession {
     const r = await this.#send(pathAndQuery, {
       method,
       headers,
-      body: body.length > 0 ? body : undefined,
+      body: body.length > 0 ? /** @type {Uint8Array<ArrayBuffer>} */ (body) : undefined,
       ...(init.signal ? { signal: init.signal } : {}),
     });
     if (r.type === 'opaqueredirect') {

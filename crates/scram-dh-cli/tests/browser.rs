@@ -8,7 +8,7 @@
 //!
 //! `web/test/client.mjs` (Node.js, `node --test`) hands the same bundle each
 //! server reply tampered with in one way and checks each refusal and its code.
-//! And the embedded bundle is what its sources build (`web/build.mjs
+//! The JSDoc types check under TypeScript's `--strict`. And the embedded bundle is what its sources build (`web/build.mjs
 //! --check`, esbuild as locked). `scripts/peers.sh` installs Chromium and
 //! `web/node_modules`; without them these tests fail, never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -42,6 +42,12 @@ fn node(args: &[&str], envs: &[(&str, PathBuf)]) -> String {
 fn bundle_matches_its_sources() {
     let out = node(&["build.mjs", "--check"], &[]);
     assert!(out.contains("matches its sources"), "{out}");
+}
+
+/// The JSDoc types of the module and the page hold (`tsc --checkJs --strict`, as locked).
+#[test]
+fn jsdoc_types_check() {
+    node(&["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], &[]);
 }
 
 #[test]
