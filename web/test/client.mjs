@@ -77,6 +77,16 @@ function tampering(path, tamper) {
   return { fetch: f, sent };
 }
 
+/** Whether two texts are JSON of the same value. */
+function sameJson(a, b) {
+  try {
+    assert.deepStrictEqual(JSON.parse(a), JSON.parse(b));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Flips the first bit of a base64 field. */
 function flip(b64) {
   const bytes = Buffer.from(b64, 'base64');
@@ -267,6 +277,66 @@ for (const webcrypto of [true, false]) {
         x.headers.delete('www-authenticate');
       });
       await refused(client({ fetch: unexchanged.fetch }).rfc7804Fetch('/v1/whoami', { username: u, password: 'pencil' }), 'server_signature');
+    });
+
+    test('random corruption of any handshake reply is refused with a ScramDhError, never a crash or a success', async () => {
+      // A seeded xorshift, so a failure names the case that reproduces it.
+      let state = Number(process.env.SCRAM_DH_FUZZ_SEED ?? 0x9e3779b9) >>> 0;
+      const rand = (n) => {
+        state ^= state << 13;
+        state >>>= 0;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        state >>>= 0;
+        return state % n;
+      };
+      const printable = ' !"#$%&\'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~';
+      const mutate = (text) => {
+        for (;;) {
+          const i = rand(text.length);
+          let out;
+          switch (rand(3)) {
+            case 0:
+              out = text.slice(0, i) + printable[rand(printable.length)] + text.slice(i + 1);
+              break;
+            case 1:
+              out = text.slice(0, i);
+              break;
+            default:
+              out = text.slice(0, i) + printable[rand(printable.length)] + text.slice(i);
+          }
+          if (out !== text) return out;
+        }
+      };
+      const u = name('fuzz');
+      await client().register(u, 'pw');
+      const routes = ['/v1/registration/pairing', '/v1/registration/password', '/v1/auth/pairing', '/v1/auth/proof'];
+      for (let i = 0; i < 80; i++) {
+        const route = routes[i % routes.length];
+        const seed = state;
+        let mutated = '';
+        let original = '';
+        const t = tampering(route, (r) => {
+          original = r.text;
+          r.text = mutate(r.text);
+          mutated = r.text;
+          r.json = null;
+        });
+        const c = client({ fetch: t.fetch });
+        const attempt = route.includes('registration') ? c.register(name('fuzz'), 'pw') : c.login(u, 'pw');
+        const outcome = await attempt.then((v) => v, (e) => e);
+        if (outcome instanceof Error) {
+          assert.ok(outcome instanceof ScramDhError, `case ${i} (${route}, seed ${seed}): ${outcome.stack}`);
+          continue;
+        }
+        // Whitespace between JSON tokens: the same message.
+        if (sameJson(original, mutated)) continue;
+        // SPEC 7: A4's session_id is not under the server signature. A changed
+        // id may pass login; the first signed request is then refused.
+        const sid = /"session_id":"([^"]*)"/.exec(mutated);
+        assert.ok(route === '/v1/auth/proof' && sid, `case ${i} (${route}, seed ${seed}) succeeded with ${mutated}`);
+        await assert.rejects(outcome.whoami(), (e) => e instanceof ScramDhError && e.code === 'unknown_session');
+      }
     });
 
     test('SASLprep: the server and the client agree on non-ASCII names and passwords', async () => {
