@@ -19,14 +19,14 @@
 //
 // It exits non-zero at the first failure, naming the step.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startServer } from './server.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = process.env.SCRAM_DH_BIN ?? join(root, 'target', 'debug', 'scram-dh');
@@ -78,31 +78,6 @@ const work = mkdtempSync(join(tmpdir(), 'scram-dh-web-'));
 mkdirSync(shots, { recursive: true });
 
 // ------------------------------------------------------------------ server
-
-/** Starts serve on free loopback ports; answers its HTTP base URL. */
-async function startServer() {
-  const child = spawn(
-    bin,
-    ['serve', '--db', join(work, 'users.db'), '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--registrations-per-sec', '50', '--registration-burst', '50'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } },
-  );
-  const logs = [];
-  createInterface({ input: child.stderr }).on('line', (l) => logs.push(l));
-  const line = await new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`serve announced nothing in 20 s:\n${logs.join('\n')}`)), 20_000);
-    createInterface({ input: child.stdout }).on('line', (l) => {
-      if (l.startsWith('listening on ')) {
-        clearTimeout(t);
-        res(l);
-      }
-    });
-    child.on('exit', (code) => rej(new Error(`serve exited with ${code}:\n${logs.join('\n')}`)));
-  });
-  const http = / http (\S+)/.exec(line);
-  const fp = / host key (\S+)/.exec(line);
-  if (!http || !fp) throw new Error(`no http address in ${JSON.stringify(line)}`);
-  return { child, url: `http://${http[1]}`, fingerprint: fp[1], logs };
-}
 
 /** Runs the CLI with `input` on stdin; answers { status, stdout, stderr }. */
 function cli(args, input) {
@@ -187,7 +162,7 @@ async function open(page, url) {
 
 // ------------------------------------------------------------------ the run
 
-const server = await startServer();
+const server = await startServer(bin, work, ['--registrations-per-sec', '50', '--registration-burst', '50']);
 console.log(`# server ${server.url}, host key ${server.fingerprint}; chromium ${chromiumPath}`);
 const context = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
   executablePath: chromiumPath,

@@ -9,14 +9,13 @@
 //   SCRAM_DH_BIN=target/debug/scram-dh node --test web/test/client.mjs
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ScramDhClient, ScramDhError, saslprep } from '../dist/scram-dh.js';
+import { startServer } from './server.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = process.env.SCRAM_DH_BIN ?? join(root, 'target', 'debug', 'scram-dh');
@@ -27,22 +26,8 @@ let seq = 0;
 const name = (tag) => `${tag}-${process.pid}-${seq++}`;
 
 before(async () => {
-  server = spawn(
-    bin,
-    ['serve', '--db', join(work, 'users.db'), '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--registrations-per-sec', '200', '--registration-burst', '200', '--dh-per-sec', '500', '--dh-burst', '500'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } },
-  );
-  const line = await new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error('serve announced nothing in 20 s')), 20_000);
-    createInterface({ input: server.stdout }).on('line', (l) => {
-      if (l.startsWith('listening on ')) {
-        clearTimeout(t);
-        res(l);
-      }
-    });
-    server.on('exit', (code) => rej(new Error(`serve exited with ${code}`)));
-  });
-  url = `http://${/ http (\S+)/.exec(line)[1]}`;
+  const flags = ['--registrations-per-sec', '200', '--registration-burst', '200', '--dh-per-sec', '500', '--dh-burst', '500'];
+  ({ child: server, url } = await startServer(bin, work, flags));
 });
 
 after(() => {

@@ -1,0 +1,36 @@
+// Starts `scram-dh serve` for the web tests: SQLite in `dir`, TCP and HTTP on
+// free loopback ports; answers once serve has announced its addresses.
+
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/**
+ * @param {string} bin the scram-dh binary
+ * @param {string} dir a directory for the database and host key
+ * @param {string[]} [extra] more `serve` flags
+ * @returns {Promise<{ child: import('node:child_process').ChildProcess, url: string, fingerprint: string, logs: string[] }>}
+ */
+export async function startServer(bin, dir, extra = []) {
+  const child = spawn(bin, ['serve', '--db', join(dir, 'users.db'), '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'info' },
+  });
+  /** @type {string[]} */
+  const logs = [];
+  createInterface({ input: child.stderr }).on('line', (l) => logs.push(l));
+  const line = await new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`serve announced nothing in 20 s:\n${logs.join('\n')}`)), 20_000);
+    createInterface({ input: child.stdout }).on('line', (l) => {
+      if (l.startsWith('listening on ')) {
+        clearTimeout(t);
+        res(l);
+      }
+    });
+    child.on('exit', (code) => rej(new Error(`serve exited with ${code}:\n${logs.join('\n')}`)));
+  });
+  const http = / http (\S+)/.exec(line);
+  const fp = / host key (\S+)/.exec(line);
+  if (!http || !fp) throw new Error(`no http address in ${JSON.stringify(line)}`);
+  return { child, url: `http://${http[1]}`, fingerprint: fp[1], logs };
+}
