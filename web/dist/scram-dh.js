@@ -2,9 +2,9 @@
 // sources (sha256):
 //   build.mjs 232bc0c0474008c79b03d5542057f3644a101708716db953d31f559dd715f730
 //   package-lock.json 73544fd6be3c0f2c3a434ab0ec9e408a0c6932d04dd21965ffd07e46202da189
-//   src/crypto.js 8192c2a5fd501a9ee697a623bca73c7efa51107f38c56196b644b3b1ea7b6150
+//   src/crypto.js efdc2c79a952b53d2905aa1e62304a7c855a646282af6e049a1deea15b393ab5
 //   src/saslprep.js 1a82d6efbab2397e3b3a5f1e782861b3d35db6646264fc116662a7dee7f7bf15
-//   src/scram-dh.js d01cf14261c68180d97c69dc1030a35a1f1bfad3fe33f174f958836799537a54
+//   src/scram-dh.js 2feefc55b4594cbb9bb86227218ef47e05c016e884bd89d9e6221d9cdbc6cdae
 //
 var __create = Object.create;
 var __defProp = Object.defineProperty;
@@ -3460,7 +3460,7 @@ function unhex(hex2) {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(hex2.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
-function same(a, b) {
+function equal(a, b) {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
@@ -3517,7 +3517,7 @@ async function probeX25519(subtle) {
   const d = Uint8Array.from(atob(jwk.d.replace(/-/g, "+").replace(/_/g, "/")), (ch) => ch.charCodeAt(0));
   const theirs = x25519.getSharedSecret(d, unhex(X25519_KAT.bobPublic));
   const rfc = x25519.getSharedSecret(unhex(X25519_KAT.alicePrivate), unhex(X25519_KAT.bobPublic));
-  return same(ours, theirs) && same(rfc, unhex(X25519_KAT.shared));
+  return equal(ours, theirs) && equal(rfc, unhex(X25519_KAT.shared));
 }
 async function probeChaCha(subtle) {
   const key = await subtle.importKey(RAW_SECRET, unhex(CHACHA_KAT.key), { name: "ChaCha20-Poly1305" }, false, [
@@ -3532,7 +3532,7 @@ async function probeChaCha(subtle) {
       pt
     )
   );
-  return same(ct.subarray(0, 16), unhex(CHACHA_KAT.head)) && same(ct.subarray(ct.length - 16), unhex(CHACHA_KAT.tag));
+  return equal(ct.subarray(0, 16), unhex(CHACHA_KAT.head)) && equal(ct.subarray(ct.length - 16), unhex(CHACHA_KAT.tag));
 }
 async function works(probe) {
   try {
@@ -5427,12 +5427,6 @@ function xor(a, b) {
   const out = new Uint8Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
   return out;
-}
-function equal(a, b) {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
 }
 function wipe(...arrays) {
   for (const a of arrays) a?.fill(0);

@@ -71,8 +71,12 @@ function unhex(hex) {
   return out;
 }
 
-/** @param {Uint8Array} a @param {Uint8Array} b */
-function same(a, b) {
+/**
+ * Equality of two byte arrays without an early exit (JavaScript promises no
+ * constant time, but this leaks no more than the lengths).
+ * @param {Uint8Array} a @param {Uint8Array} b
+ */
+export function equal(a, b) {
   if (a.length !== b.length) return false;
   let d = 0;
   for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
@@ -149,7 +153,7 @@ async function probeX25519(subtle) {
   const theirs = x25519.getSharedSecret(d, unhex(X25519_KAT.bobPublic));
   // And the RFC's own answer, through @noble, so a broken fallback is caught too.
   const rfc = x25519.getSharedSecret(unhex(X25519_KAT.alicePrivate), unhex(X25519_KAT.bobPublic));
-  return same(ours, theirs) && same(rfc, unhex(X25519_KAT.shared));
+  return equal(ours, theirs) && equal(rfc, unhex(X25519_KAT.shared));
 }
 
 /** @param {SubtleCrypto} subtle */
@@ -166,7 +170,7 @@ async function probeChaCha(subtle) {
       pt,
     ),
   );
-  return same(ct.subarray(0, 16), unhex(CHACHA_KAT.head)) && same(ct.subarray(ct.length - 16), unhex(CHACHA_KAT.tag));
+  return equal(ct.subarray(0, 16), unhex(CHACHA_KAT.head)) && equal(ct.subarray(ct.length - 16), unhex(CHACHA_KAT.tag));
 }
 
 /**

@@ -23,7 +23,7 @@
 // await session.logout();
 // ```
 
-import { concat, primitives, randomBytes } from './crypto.js';
+import { concat, equal, primitives, randomBytes } from './crypto.js';
 import { saslprep } from './saslprep.js';
 
 export { saslprep };
@@ -138,14 +138,6 @@ function xor(a, b) {
   const out = new Uint8Array(a.length);
   for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
   return out;
-}
-
-/** Equality without an early exit. @param {Uint8Array} a @param {Uint8Array} b */
-function equal(a, b) {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
 }
 
 /** @param {...Uint8Array} arrays best-effort wipe of secrets */
