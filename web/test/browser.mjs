@@ -141,13 +141,19 @@ async function settled(page) {
   return (await page.textContent('#status')) ?? '';
 }
 
-/** Clicks `selector` and answers the settled #status. */
-async function act(page, selector) {
+/** Wall-clock milliseconds of each timed action, for BENCHMARKS.md. */
+const timings = [];
+
+/** Clicks `selector` and answers the settled #status; `timed` names it in the timings. */
+async function act(page, selector, timed = '') {
   await page.evaluate(() => {
     document.getElementById('status').dataset.kind = 'busy';
   });
+  const t0 = performance.now();
   await page.click(selector);
-  return settled(page);
+  const status = await settled(page);
+  if (timed) timings.push(`${timed} ${(performance.now() - t0).toFixed(0)} ms`);
+  return status;
 }
 
 async function fill(page, username, password) {
@@ -189,7 +195,7 @@ try {
   const alice = 'browser-alice';
   const alicePw = canary('alice');
   await fill(page, alice, alicePw);
-  status = await act(page, '#register');
+  status = await act(page, '#register', 'register (WebCrypto)');
   check(status === `register ${alice}: ok`, 'register in the browser', status);
   check((await page.textContent('#pinned-fingerprint')) === server.fingerprint, 'the host key is pinned in the page storage (trust on first use)');
   const pins = await page.evaluate(() => localStorage.getItem('scram-dh.known-hosts'));
@@ -203,7 +209,7 @@ try {
   check(status.includes('error authentication_failed'), 'a wrong password is authentication_failed', status);
 
   await fill(page, alice, alicePw);
-  status = await act(page, '#login');
+  status = await act(page, '#login', 'login (WebCrypto)');
   check(status === `login ${alice}: ok`, 'log in', status);
   check((await page.textContent('#user')) === alice, 'the page shows who is signed in');
   check((await page.inputValue('#password')) === '', 'the password field is cleared after login');
@@ -211,7 +217,7 @@ try {
   status = await act(page, '#whoami');
   check(status === `whoami ${alice}: ok`, 'whoami shows the user', status);
 
-  status = await act(page, '#request');
+  status = await act(page, '#request', 'signed request (WebCrypto)');
   const out = (await page.textContent('#output')) ?? '';
   check(status === 'request: ok' && out.includes('"pong":true') && out.includes(`"user":"${alice}"`), 'a signed request (GET /v1/ping), its response MAC verified', `${status} / ${out}`);
 
@@ -276,9 +282,9 @@ try {
   const carol = 'fallback-carol';
   const carolPw = canary('carol');
   await fill(hidden, carol, carolPw);
-  status = await act(hidden, '#register');
+  status = await act(hidden, '#register', 'register (X25519, ChaCha20 on @noble)');
   check(status === `register ${carol}: ok`, 'register on the fallback path', status);
-  status = await act(hidden, '#login');
+  status = await act(hidden, '#login', 'login (X25519 on @noble)');
   check(status === `login ${carol}: ok`, 'log in on the fallback path', status);
   status = await act(hidden, '#whoami');
   check(status === `whoami ${carol}: ok`, 'whoami on the fallback path', status);
@@ -292,11 +298,11 @@ try {
   const dave = 'noble-dave';
   const davePw = canary('dave');
   await fill(noble, dave, davePw);
-  status = await act(noble, '#register');
+  status = await act(noble, '#register', 'register (all @noble)');
   check(status === `register ${dave}: ok`, 'register on @noble alone', status);
-  status = await act(noble, '#login');
+  status = await act(noble, '#login', 'login (all @noble)');
   check(status === `login ${dave}: ok`, 'log in on @noble alone', status);
-  status = await act(noble, '#request');
+  status = await act(noble, '#request', 'signed request (all @noble)');
   check(status === 'request: ok', 'a signed request on @noble alone', status);
   await noble.close();
 
@@ -330,6 +336,7 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 
+for (const t of timings) console.log(`# timing ${t}`);
 console.log(`1..${steps}`);
 if (failures > 0) {
   console.log(`# ${failures} of ${steps} failed`);
