@@ -385,7 +385,8 @@ async fn login_after_register(
 pub(crate) fn read_credential(path: &Path, username: &str) -> Result<ClientCredential> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         usage(format!(
-            "no credential for {username} at {} ({e}); register first, or pass --credential FILE",
+            "no credential for {username} at {} ({e}); register first, pass --credential FILE, or log \
+             in with --password (records registered with --labels rfc only)",
             path.display()
         ))
     })?);
