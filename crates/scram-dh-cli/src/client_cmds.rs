@@ -52,7 +52,7 @@ pub struct RegisterArgs {
 /// `login` flags.
 #[derive(Args, Debug)]
 pub struct LoginArgs {
-    /// The username (its saved credential is used).
+    /// The username (its saved credential is used, unless --password or --password-stdin).
     username: String,
     #[command(flatten)]
     opts: ClientOpts,
@@ -80,8 +80,16 @@ pub struct LoginArgs {
         conflicts_with_all = ["http", "credential", "command", "no_channel"]
     )]
     sasl: Option<String>,
-    /// With --sasl: read the password from the first line of standard input.
-    #[arg(long, requires = "sasl")]
+    /// Log in with the password (prompted) instead of a saved credential, over TCP
+    /// or, with --http, over HTTP (the session is saved as with a credential). Only
+    /// records registered with `--labels rfc` (as the browser page at /v1/ui/
+    /// registers) accept the password itself; one with random labels answers
+    /// authentication_failed.
+    #[arg(long, conflicts_with = "credential")]
+    password: bool,
+    /// Read the password from the first line of standard input: with --sasl, or
+    /// as --password does, instead of a saved credential (RFC labels only).
+    #[arg(long, conflicts_with = "credential")]
     password_stdin: bool,
     /// With --sasl: TLS 1.3, and SCRAM-SHA-256-PLUS bound to it (tls-exporter, RFC 9266).
     #[arg(long, requires_all = ["sasl", "tls_ca"])]
@@ -377,7 +385,8 @@ async fn login_after_register(
 pub(crate) fn read_credential(path: &Path, username: &str) -> Result<ClientCredential> {
     let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         usage(format!(
-            "no credential for {username} at {} ({e}); register first, or pass --credential FILE",
+            "no credential for {username} at {} ({e}); register first, pass --credential FILE, or log \
+             in with --password (records registered with --labels rfc only)",
             path.display()
         ))
     })?);
@@ -426,14 +435,32 @@ async fn call<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 
 async fn open(
     opts: &ClientOpts,
-    cred: &ClientCredential,
+    username: &str,
+    secret: ClientSecret,
     server: &str,
     channel: Option<Group>,
 ) -> Result<scram_dh_net::Login<TcpStream>> {
     let config = ClientConfig { max_iterations: opts.max_iterations };
     let stream = connect(server, opts.timeout).await?;
-    let secret: ClientSecret = cred.secret();
-    Ok(timed(opts.timeout, scram_dh_net::login(stream, &cred.username, secret, channel, config)).await?)
+    Ok(timed(opts.timeout, scram_dh_net::login(stream, username, secret, channel, config)).await?)
+}
+
+/// With the password itself, `authentication_failed` may also mean a record with
+/// random labels, which only its saved credential opens: say so (the exit code stays 3).
+pub(crate) fn password_hint(e: anyhow::Error) -> anyhow::Error {
+    let auth = e.chain().any(|c| {
+        c.downcast_ref::<NetError>().is_some_and(NetError::is_auth_failure)
+            || c.downcast_ref::<scram_dh_net::http_client::HttpError>()
+                .is_some_and(scram_dh_net::http_client::HttpError::is_auth_failure)
+    });
+    if auth {
+        e.context(
+            "logging in with the password (only records registered with --labels rfc accept it; \
+             others log in with their saved credential)",
+        )
+    } else {
+        e
+    }
 }
 
 /// `login --sasl`: standard SCRAM-SHA-256 with a password, optionally over TLS
@@ -488,22 +515,47 @@ pub async fn login(args: LoginArgs) -> Result<()> {
     if let Some(server) = &args.sasl {
         return login_sasl(&args, server).await;
     }
+    // `--password` / `--password-stdin`: the password itself, no saved credential.
+    let password = if args.password || args.password_stdin {
+        let username = scram_dh::username::normalize(&args.username).map_err(|e| usage(e.to_string()))?;
+        Some((read_password(args.password_stdin, &format!("Password for {username}: "), false)?, username))
+    } else {
+        None
+    };
     if let Some(url) = &args.http {
-        return crate::http_cmds::login(url, &args.username, &args.opts, args.credential.as_ref()).await;
+        let login = match password {
+            Some((pw, username)) => crate::http_cmds::Login::Password { username, password: pw },
+            None => crate::http_cmds::Login::Credential {
+                username: &args.username,
+                file: args.credential.as_ref(),
+            },
+        };
+        return crate::http_cmds::login(url, &args.opts, login).await;
     }
-    let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
-    if args.no_channel {
-        if args.command.is_some() {
-            return Err(usage("--command needs the encrypted channel; drop --no-channel"));
+    if args.no_channel && args.command.is_some() {
+        return Err(usage("--command needs the encrypted channel; drop --no-channel"));
+    }
+    let channel = if args.no_channel { None } else { Some(group(&args.group)?) };
+    let (mut session, server) = match password {
+        Some((pw, username)) => {
+            let server = args.opts.server.clone().unwrap_or_else(|| DEFAULT_SERVER.into());
+            let session = open(&args.opts, &username, ClientSecret::Password(pw), &server, channel)
+                .await
+                .map_err(password_hint)?;
+            (session, server)
         }
-        let session = open(&args.opts, &cred, &server, None).await?;
-        confirm(&cred, &path)?;
+        None => {
+            let (cred, path, server) = load_credential(&args.opts, args.credential.as_ref(), &args.username)?;
+            let session = open(&args.opts, &cred.username, cred.secret(), &server, channel).await?;
+            // The first login with a provisional credential (L10) confirms it.
+            confirm(&cred, &path)?;
+            (session, server)
+        }
+    };
+    if args.no_channel {
         println!("authenticated as {} at {server} (no channel)", session.username);
         return Ok(());
     }
-    let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
-    // The first login with a provisional credential (L10) confirms it.
-    confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
     let line = args.command.unwrap_or_else(|| "whoami".into());
     let mut words = line.split_whitespace().map(str::to_owned);
@@ -532,7 +584,8 @@ pub async fn passwd(args: PasswdArgs) -> Result<()> {
     if let Some(url) = &args.http {
         return crate::http_cmds::passwd(url, &args.opts, &cred, &path, &new_password).await;
     }
-    let mut session = open(&args.opts, &cred, &server, Some(group(&args.group)?)).await?;
+    let mut session =
+        open(&args.opts, &cred.username, cred.secret(), &server, Some(group(&args.group)?)).await?;
     confirm(&cred, &path)?;
     let channel = session.channel.as_mut().ok_or_else(|| anyhow!("server did not open a channel"))?;
     let (request, mut updated) =

@@ -3,7 +3,9 @@
 //! request logged in with a password by standard SCRAM-SHA-256 (RFC 7804), no
 //! session file.
 //!
-//! `login --http` keeps the HTTP session (id, keys, next seq) in a 0600 file at
+//! `login --http` logs in with a saved credential, or with the password itself
+//! (`--password`, `--password-stdin`: records with RFC labels, such as the
+//! browser page registers), and keeps the HTTP session (id, keys, next seq) in a 0600 file at
 //! `<config>/http-sessions/<server>/<user>.json`. Each request takes its seq under
 //! an exclusive lock on `<file>.lock` and saves the bumped seq *before* sending, so
 //! two runs never sign two requests with one seq.
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use scram_dh::{ClientConfig, ClientCredential, ErrorCode, Group};
+use scram_dh::{ClientConfig, ClientCredential, ClientSecret, ErrorCode, Group};
 use scram_dh_net::NetError;
 use scram_dh_net::client::RegisterOptions;
 use scram_dh_net::http_client::{HttpClient, HttpError, HttpSession};
@@ -154,29 +156,58 @@ pub async fn register(
     println!("server host key {}", cred.host_key.map(|f| f.to_string()).unwrap_or_default());
     println!("credential saved to {}", path.display());
     if !no_login {
-        let session = login_with(&http, &cred, config, &dir).await?;
+        let session = login_with(&http, &cred.username, cred.secret(), config, &dir).await?;
         println!("logged in as {} over HTTP", escape(&session.username));
     }
     Ok(())
 }
 
+/// What `login --http` logs in with.
+pub enum Login<'a> {
+    /// The saved credential of `username` (or the file `file`).
+    Credential {
+        /// The name given on the command line.
+        username: &'a str,
+        /// `--credential FILE`.
+        file: Option<&'a PathBuf>,
+    },
+    /// The password itself (`--password`, `--password-stdin`): no credential is
+    /// read or written; only records with RFC labels accept it.
+    Password {
+        /// SASLprep-normalised.
+        username: String,
+        /// The password.
+        password: scram_dh::Password,
+    },
+}
+
 /// `login NAME --http URL`: A1..A4, then the session saved and checked with whoami.
-pub async fn login(url: &str, username: &str, opts: &ClientOpts, credential: Option<&PathBuf>) -> Result<()> {
+pub async fn login(url: &str, opts: &ClientOpts, how: Login<'_>) -> Result<()> {
     let http = client(url, opts.timeout)?;
     let dir = config_dir(opts.config_dir.as_deref())?;
-    // The credential of this HTTP server's name, or of `--server` (a user
-    // registered over TCP logs in over HTTP with the same record).
-    let path = match credential {
-        Some(p) => p.clone(),
-        None => credential_path(&dir, opts.server.as_deref().unwrap_or(http.server_name()), username),
-    };
-    let cred = crate::client_cmds::read_credential(&path, username)?;
     let config = ClientConfig { max_iterations: opts.max_iterations };
-    let session = login_with(&http, &cred, config, &dir).await?;
-    if cred.unconfirmed {
-        let confirmed = ClientCredential { unconfirmed: false, ..cred.clone() };
-        write_secret_file(&path, confirmed.to_json().as_bytes())?;
-    }
+    let session = match how {
+        Login::Password { username, password } => {
+            login_with(&http, &username, ClientSecret::Password(password), config, &dir)
+                .await
+                .map_err(crate::client_cmds::password_hint)?
+        }
+        Login::Credential { username, file } => {
+            // The credential of this HTTP server's name, or of `--server` (a user
+            // registered over TCP logs in over HTTP with the same record).
+            let path = match file {
+                Some(p) => p.clone(),
+                None => credential_path(&dir, opts.server.as_deref().unwrap_or(http.server_name()), username),
+            };
+            let cred = crate::client_cmds::read_credential(&path, username)?;
+            let session = login_with(&http, &cred.username, cred.secret(), config, &dir).await?;
+            if cred.unconfirmed {
+                let confirmed = ClientCredential { unconfirmed: false, ..cred.clone() };
+                write_secret_file(&path, confirmed.to_json().as_bytes())?;
+            }
+            session
+        }
+    };
     println!("logged in as {} at {url}", escape(&session.username));
     println!("session saved to {}", http_session_path(&dir, http.server_name(), &session.username).display());
     Ok(())
@@ -184,12 +215,12 @@ pub async fn login(url: &str, username: &str, opts: &ClientOpts, credential: Opt
 
 async fn login_with(
     http: &HttpClient,
-    cred: &ClientCredential,
+    username: &str,
+    secret: ClientSecret,
     config: ClientConfig,
     dir: &Path,
 ) -> Result<HttpSession> {
-    let mut session =
-        http.login(&cred.username, cred.secret(), Group::X25519, config).await.map_err(http_error)?;
+    let mut session = http.login(username, secret, Group::X25519, config).await.map_err(http_error)?;
     let path = http_session_path(dir, http.server_name(), &session.username);
     ensure_private_dirs(dir, &path)?;
     let _lock = lock(&path)?;
@@ -371,7 +402,7 @@ pub async fn passwd(
     let http = client(url, opts.timeout)?;
     let dir = config_dir(opts.config_dir.as_deref())?;
     let config = ClientConfig { max_iterations: opts.max_iterations };
-    let mut session = login_with(&http, cred, config, &dir).await?;
+    let mut session = login_with(&http, &cred.username, cred.secret(), config, &dir).await?;
     let (body, mut updated) =
         scram_dh_net::http_client::PasswdBody::new(cred, new_password).map_err(http_error)?;
     updated.unconfirmed = false;

@@ -152,6 +152,11 @@ pub struct ServeArgs {
     /// counts and gauges only, no usernames or addresses.
     #[arg(long)]
     no_metrics: bool,
+    /// Do not serve the browser page (GET /v1/ui/, and GET / without --upstream)
+    /// on the HTTP front (config file: `ui = false`). It is served by default,
+    /// unsigned: static files with the host key fingerprint in the page.
+    #[arg(long)]
+    no_ui: bool,
     /// BENCHMARKS ONLY: every login succeeds. Answer TCP logins with the null
     /// protocol (real message shapes and sizes, no cryptography, no stores), the
     /// baseline of `bench --mode null`. Not with --http, --sasl or --sasl-tls.
@@ -198,6 +203,7 @@ struct FileConfig {
     sessions: Option<String>,
     trusted_proxies: Option<Vec<String>>,
     metrics: Option<bool>,
+    ui: Option<bool>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -473,6 +479,7 @@ impl ServeArgs {
             http_options.max_sessions_per_user,
         )?;
         http_options.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
+        http_options.ui = !self.no_ui && file.ui.unwrap_or(true);
         http_options.upstream = self.upstream.or(file.upstream);
         if let Some(u) = &http_options.upstream
             && !u.starts_with("http://")
@@ -728,6 +735,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             None => HttpFront::new(engine, admission, bounds, options),
         };
         info!(http = %http_local, upstream = ?settings.http_options.upstream, "scram-dh HTTP front listening");
+        if settings.http_options.ui {
+            info!(page = %format!("http://{http_local}{}", scram_dh_net::http::ui::UI_PATH), "browser page served");
+        }
         announce.push_str(&format!(" http {http_local}"));
         fronts.spawn(front.run(http_listener, stopped(stop_rx.clone())));
     }
@@ -796,5 +806,21 @@ mod tests {
             !settings(&["--config", on.to_str().unwrap(), "--no-metrics"]).http_options.metrics,
             "the flag wins"
         );
+    }
+
+    // Issue 11: the browser page is on by default, off with the flag or the config key.
+    #[test]
+    fn ui_flag_and_config_key() {
+        assert!(settings(&[]).http_options.ui);
+        assert!(!settings(&["--no-ui"]).http_options.ui);
+        let dir = tempfile::tempdir().unwrap();
+        let off = dir.path().join("off.toml");
+        std::fs::write(&off, "ui = false\n").unwrap();
+        assert!(!settings(&["--config", off.to_str().unwrap()]).http_options.ui);
+        let on = dir.path().join("on.toml");
+        std::fs::write(&on, "ui = true\n").unwrap();
+        assert!(settings(&["--config", on.to_str().unwrap()]).http_options.ui);
+        assert!(!settings(&["--config", on.to_str().unwrap(), "--no-ui"]).http_options.ui, "the flag wins");
+        assert!(settings(&["--no-metrics"]).http_options.ui, "independent of the metrics");
     }
 }

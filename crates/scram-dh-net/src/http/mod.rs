@@ -8,6 +8,8 @@
 //! `GET /v1/ping` answers unsigned requests plainly and signed ones signed, for
 //! load tests and health checks; `GET /metrics` serves the process's
 //! [`crate::metrics`] unsigned (unless [`HttpOptions::metrics`] is off).
+//! `GET /v1/ui/` serves the browser page and its scripts ([`ui`]; unless
+//! [`HttpOptions::ui`] is off), and so does `GET /` when there is no upstream.
 //!
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
@@ -27,6 +29,7 @@ mod proxy;
 mod rfc7804;
 mod sessions;
 mod signed;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,6 +92,10 @@ pub struct HttpOptions {
     /// /metrics` (default true). Off, `/metrics` is 404 `unsupported` — or,
     /// with an upstream, a path like any other, forwarded when signed.
     pub metrics: bool,
+    /// Serve the browser page ([`ui`]) unsigned under `/v1/ui/`, and on `GET /`
+    /// when there is no upstream (default true). Off, those routes are 404
+    /// `unsupported`; with an upstream, `/` is the upstream's either way.
+    pub ui: bool,
 }
 
 impl Default for HttpOptions {
@@ -103,6 +110,7 @@ impl Default for HttpOptions {
             upstream_timeout: Duration::from_secs(30),
             trusted_proxies: Vec::new(),
             metrics: true,
+            ui: true,
         }
     }
 }
@@ -226,6 +234,12 @@ where
     /// with one it is verified as `whoami` is (a bad signature gets the same
     /// 401) and answers `{"pong":true,"user":"<name>"}`, MAC'd. `GET /metrics`
     /// (when [`HttpOptions::metrics`]) answers the Prometheus text exposition.
+    ///
+    /// The browser page (when [`HttpOptions::ui`], unsigned, [`ui`]):
+    /// `GET /v1/ui` (308 to `/v1/ui/`), `GET /v1/ui/` (the page, with this
+    /// engine's host key fingerprint in it), `/v1/ui/app.js`,
+    /// `/v1/ui/scram-dh.js`, `/v1/ui/style.css`, any other `/v1/ui/*` 404
+    /// `unsupported`; and `GET /`, the page, unless an upstream has it.
     pub fn router(&self) -> Router {
         let mut either = Router::new()
             .route("/v1/whoami", get(signed::whoami))
@@ -258,6 +272,11 @@ where
             .route("/v1/auth/proof", handshake::route(Expect::AuthProof))
             .with_state(Arc::clone(&self.state))
             .merge(signed_only)
+            .merge(ui::routes(
+                &self.state.engine.config().host_key.fingerprint(),
+                self.state.options.ui,
+                self.state.upstream.is_none(),
+            ))
             .merge(either)
     }
 
