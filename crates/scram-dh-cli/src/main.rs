@@ -37,7 +37,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Register a new user over the network (in-band, SPEC 3a), then log in once.
     Register(client_cmds::RegisterArgs),
-    /// Log in with a saved credential; optionally run one command over the encrypted channel.
+    /// Log in with a saved credential (or, for RFC-labels records, the password); optionally run one command over the encrypted channel.
     Login(client_cmds::LoginArgs),
     /// Change a password: log in, then replace the credential over the encrypted channel.
     Passwd(client_cmds::PasswdArgs),

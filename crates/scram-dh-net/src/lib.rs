@@ -14,6 +14,8 @@
 //! [`Admission::with_penalty_store`], the traits of [`scram_dh::cluster`]).
 //! Every front counts into one process-global set of Prometheus metrics
 //! ([`metrics`]), which the HTTP front serves on `GET /metrics`.
+//! The HTTP front also serves the browser client and its page at `/v1/ui/`
+//! ([`http::ui`]; the bundle is `web/dist/scram-dh.js`, built from `web/src/`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scram_dh_net::NetError> {

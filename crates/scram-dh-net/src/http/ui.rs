@@ -6,8 +6,9 @@
 //! repository root): `web/ui/index.html`, `web/ui/app.js`, `web/ui/style.css` and
 //! the bundle `web/dist/scram-dh.js`. The page's one `{{HOST_KEY_FINGERPRINT}}`
 //! becomes the engine's host key fingerprint (`SHA256:<unpadded base64>`, no
-//! character that needs HTML escaping) once, when the router is built; the page
-//! pins it, so a registration from the page refuses any other server's key.
+//! character that needs HTML escaping) once, when the router is built. The page
+//! shows it beside the fingerprint the browser pinned; it never pins it, since
+//! whoever can change the page can change that too (README, protocol note 32).
 //!
 //! | route | answer |
 //! |---|---|
