@@ -39,6 +39,8 @@ command -v redis-server >/dev/null 2>&1 || debs+=(redis-server redis-tools)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 [ -x /usr/bin/chromium ] || debs+=(chromium)
+# A font for the page's text (the screenshot); chromium only recommends one.
+[ -d /usr/share/fonts/truetype/liberation ] || [ -d /usr/share/fonts/truetype/dejavu ] || debs+=(fonts-liberation)
 [ -x /usr/bin/chromedriver ] || debs+=(chromium-driver)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || debs+=(python3-venv)
 # nm and objdump for the IFMA emulation harness (interop/ifma-emu/run.sh).
