@@ -2,9 +2,9 @@
 // sources (sha256):
 //   build.mjs 232bc0c0474008c79b03d5542057f3644a101708716db953d31f559dd715f730
 //   package-lock.json 73544fd6be3c0f2c3a434ab0ec9e408a0c6932d04dd21965ffd07e46202da189
-//   src/crypto.js efdc2c79a952b53d2905aa1e62304a7c855a646282af6e049a1deea15b393ab5
+//   src/crypto.js a1b10eaacc39df62a57cc8d2d72d009e7640c6539c860aa4f6bc532e291aeb6d
 //   src/saslprep.js 1a82d6efbab2397e3b3a5f1e782861b3d35db6646264fc116662a7dee7f7bf15
-//   src/scram-dh.js 2feefc55b4594cbb9bb86227218ef47e05c016e884bd89d9e6221d9cdbc6cdae
+//   src/scram-dh.js 57eba35c8ca0d21e1c51154a7da8420ebc663c291c03491ebfd97990d6007ce2
 //
 var __create = Object.create;
 var __defProp = Object.defineProperty;
@@ -3573,6 +3573,10 @@ async function build(subtle) {
     const k = await s.importKey("raw", bs(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
     return new Uint8Array(await s.sign("HMAC", k, bs(concat(...parts))));
   } : async (key, ...parts) => hmac(sha256, key, concat(...parts));
+  const hmacKeyed = has ? (key) => {
+    const k = s.importKey("raw", bs(key), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    return async (...parts) => new Uint8Array(await s.sign("HMAC", await k, bs(concat(...parts))));
+  } : (key) => async (...parts) => hmac(sha256, key, concat(...parts));
   const pbkdf2 = has ? async (password, salt, iterations) => {
     const k = await s.importKey("raw", bs(password), "PBKDF2", false, ["deriveBits"]);
     return new Uint8Array(await s.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: bs(salt), iterations }, k, 256));
@@ -3629,6 +3633,7 @@ async function build(subtle) {
     engines: Object.freeze(engines),
     sha256: sha2562,
     hmac: hmac2,
+    hmacKeyed,
     pbkdf2,
     hkdf,
     x25519: x25519Pair,
@@ -5902,6 +5907,10 @@ var ScramDhSession = class {
   #kc2s;
   /** @type {Uint8Array} */
   #ks2c;
+  /** @type {(...parts: Uint8Array[]) => Promise<Uint8Array>} */
+  #signC2s;
+  /** @type {(...parts: Uint8Array[]) => Promise<Uint8Array>} */
+  #macS2c;
   /** @type {import('./crypto.js').Primitives} */
   #p;
   /** @type {(path: string, init: RequestInit) => Promise<Response>} */
@@ -5921,6 +5930,8 @@ var ScramDhSession = class {
     this.#sid = sid;
     this.#kc2s = kc2s;
     this.#ks2c = ks2c;
+    this.#signC2s = p.hmacKeyed(kc2s);
+    this.#macS2c = p.hmacKeyed(ks2c);
     this.#p = p;
     this.#send = send;
   }
@@ -5950,7 +5961,7 @@ var ScramDhSession = class {
     const body = await bodyBytes(init.body);
     const seq = this.#nextSeq++;
     const pathAndQuery = url.pathname + url.search;
-    const mac = await this.#p.hmac(this.#kc2s, lp(method), lp(pathAndQuery), u64(seq), await this.#p.sha256(body));
+    const mac = await this.#signC2s(lp(method), lp(pathAndQuery), u64(seq), await this.#p.sha256(body));
     const headers = new Headers(init.headers);
     headers.set("Authorization", `SCRAM-DH sid=${this.#sid}, seq=${seq}, mac=${b64(mac)}`);
     const r = await this.#send(pathAndQuery, {
@@ -5966,7 +5977,7 @@ var ScramDhSession = class {
       throw new ScramDhError("redirect", `${pathAndQuery}: the server answered a redirect, which a signed request does not follow`);
     }
     const bytes = new Uint8Array(await r.arrayBuffer());
-    const expected = await this.#p.hmac(this.#ks2c, u16(r.status), u64(seq), await this.#p.sha256(bytes));
+    const expected = await this.#macS2c(u16(r.status), u64(seq), await this.#p.sha256(bytes));
     const presented = r.headers.get("Scram-DH-Mac");
     let good = false;
     if (presented !== null) {
@@ -6017,6 +6028,9 @@ var ScramDhSession = class {
   #end() {
     this.#ended = true;
     wipe(this.#kc2s, this.#ks2c);
+    const gone = () => Promise.reject(new ScramDhError("unknown_session", "this session was forgotten here"));
+    this.#signC2s = gone;
+    this.#macS2c = gone;
   }
   /** Keeps the session id and keys out of logs and JSON. */
   toJSON() {

@@ -44,6 +44,9 @@ import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
  * @property {Engines} engines
  * @property {(data: Uint8Array) => Promise<Uint8Array>} sha256
  * @property {(key: Uint8Array, ...parts: Uint8Array[]) => Promise<Uint8Array>} hmac HMAC-SHA-256 over the parts concatenated
+ * @property {(key: Uint8Array) => (...parts: Uint8Array[]) => Promise<Uint8Array>} hmacKeyed HMAC-SHA-256
+ *   under one key used many times (a session's): WebCrypto imports it once, not extractable;
+ *   the noble packages read `key` itself at each call, so wiping it disables them
  * @property {(password: Uint8Array, salt: Uint8Array, iterations: number) => Promise<Uint8Array>} pbkdf2 PBKDF2-HMAC-SHA-256, 32 bytes
  * @property {(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number) => Promise<Uint8Array>} hkdf HKDF-SHA-256 (extract, then expand)
  * @property {() => Promise<X25519Pair>} x25519
@@ -241,6 +244,17 @@ async function build(subtle) {
       }
     : async (key, ...parts) => nobleHmac(nobleSha256, key, concat(...parts));
 
+  /** @type {Primitives['hmacKeyed']} */
+  const hmacKeyed = has
+    ? (key) => {
+        // importKey copies the bytes before it returns.
+        const k = s.importKey('raw', bs(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+        return async (...parts) => new Uint8Array(await s.sign('HMAC', await k, bs(concat(...parts))));
+      }
+    : (key) =>
+        async (...parts) =>
+          nobleHmac(nobleSha256, key, concat(...parts));
+
   /** @type {Primitives['pbkdf2']} */
   const pbkdf2 = has
     ? async (password, salt, iterations) => {
@@ -322,6 +336,7 @@ async function build(subtle) {
     engines: Object.freeze(engines),
     sha256,
     hmac,
+    hmacKeyed,
     pbkdf2,
     hkdf,
     x25519: x25519Pair,

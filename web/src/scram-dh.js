@@ -725,6 +725,10 @@ export class ScramDhSession {
   #kc2s;
   /** @type {Uint8Array} */
   #ks2c;
+  /** @type {(...parts: Uint8Array[]) => Promise<Uint8Array>} */
+  #signC2s;
+  /** @type {(...parts: Uint8Array[]) => Promise<Uint8Array>} */
+  #macS2c;
   /** @type {import('./crypto.js').Primitives} */
   #p;
   /** @type {(path: string, init: RequestInit) => Promise<Response>} */
@@ -746,6 +750,9 @@ export class ScramDhSession {
     this.#sid = sid;
     this.#kc2s = kc2s;
     this.#ks2c = ks2c;
+    // WebCrypto imports its own copies, not extractable; forget() wipes ours and drops those.
+    this.#signC2s = p.hmacKeyed(kc2s);
+    this.#macS2c = p.hmacKeyed(ks2c);
     this.#p = p;
     this.#send = send;
   }
@@ -777,7 +784,7 @@ export class ScramDhSession {
     const body = await bodyBytes(init.body);
     const seq = this.#nextSeq++;
     const pathAndQuery = url.pathname + url.search;
-    const mac = await this.#p.hmac(this.#kc2s, lp(method), lp(pathAndQuery), u64(seq), await this.#p.sha256(body));
+    const mac = await this.#signC2s(lp(method), lp(pathAndQuery), u64(seq), await this.#p.sha256(body));
     const headers = new Headers(init.headers);
     headers.set('Authorization', `SCRAM-DH sid=${this.#sid}, seq=${seq}, mac=${b64(mac)}`);
     const r = await this.#send(pathAndQuery, {
@@ -790,7 +797,7 @@ export class ScramDhSession {
       throw new ScramDhError('redirect', `${pathAndQuery}: the server answered a redirect, which a signed request does not follow`);
     }
     const bytes = new Uint8Array(await r.arrayBuffer());
-    const expected = await this.#p.hmac(this.#ks2c, u16(r.status), u64(seq), await this.#p.sha256(bytes));
+    const expected = await this.#macS2c(u16(r.status), u64(seq), await this.#p.sha256(bytes));
     const presented = r.headers.get('Scram-DH-Mac');
     let good = false;
     if (presented !== null) {
@@ -845,6 +852,10 @@ export class ScramDhSession {
   #end() {
     this.#ended = true;
     wipe(this.#kc2s, this.#ks2c);
+    // Drop the imported keys too.
+    const gone = () => Promise.reject(new ScramDhError('unknown_session', 'this session was forgotten here'));
+    this.#signC2s = gone;
+    this.#macS2c = gone;
   }
 
   /** Keeps the session id and keys out of logs and JSON. */

@@ -66,12 +66,15 @@ async function run(name, action) {
   const buttons = /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('button'));
   buttons.forEach((b) => (b.disabled = true));
   say(`${name}…`, 'busy');
+  const t0 = performance.now();
   try {
     const extra = await action();
     say(`${name}${extra ? ` ${extra}` : ''}: ok`, 'ok');
   } catch (e) {
     say(`${name}: ${describe(e)}`, 'error');
   } finally {
+    // How long the action took in the page (its crypto and its requests).
+    status.dataset.ms = (performance.now() - t0).toFixed(1);
     buttons.forEach((b) => (b.disabled = false));
     showSession();
   }
