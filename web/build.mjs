@@ -2,16 +2,22 @@
 // serves at /v1/ui/scram-dh.js, from src/ and the pinned packages of
 // package-lock.json (esbuild, @noble/*, @mongodb-js/saslprep).
 //
-//   node build.mjs           write dist/scram-dh.js
+//   node build.mjs           write dist/scram-dh.js and dist/types/*.d.ts
 //   node build.mjs --check   rebuild in memory; fail unless dist/ is byte-identical
+//
+// The declarations (dist/types/scram-dh.d.ts and the two it imports) are what
+// TypeScript, as locked, makes of the JSDoc types in src/, for TypeScript users
+// of /v1/ui/scram-dh.js.
 //
 // The bundle's header lists the SHA-256 of every source, so a test that has
 // no npm (crates/scram-dh-net/tests/ui.rs) still notices a stale bundle; the
 // check here notices a hand-edited one.
 
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -111,19 +117,49 @@ const header = [
 ].join('\n');
 const bundle = header + result.outputFiles[0].text;
 
-if (check) {
-  let current = '';
+/** The declarations tsc emits for src/, by name (`scram-dh.d.ts`, …). */
+function declarations() {
+  const dir = mkdtempSync(join(tmpdir(), 'scram-dh-dts-'));
   try {
-    current = readFileSync(out, 'utf8');
-  } catch {
-    current = '';
+    const tsc = join(here, 'node_modules', 'typescript', 'bin', 'tsc');
+    const args = [tsc, '-p', join(here, 'tsconfig.json'), '--noEmit', 'false', '--declaration', '--emitDeclarationOnly', '--outDir', dir];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(`tsc failed:\n${r.stdout}${r.stderr}`);
+      process.exit(1);
+    }
+    const out = new Map();
+    for (const f of readdirSync(join(dir, 'src')).sort()) {
+      if (f.endsWith('.d.ts')) out.set(f, readFileSync(join(dir, 'src', f), 'utf8'));
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  if (current !== bundle) {
-    console.error(`web/dist/scram-dh.js does not match its sources: run \`npm run build\` in web/ and commit it`);
+}
+
+const outputs = new Map([[out, bundle]]);
+for (const [name, text] of declarations()) outputs.set(join(here, 'dist', 'types', name), text);
+
+if (check) {
+  const stale = [];
+  for (const [path, text] of outputs) {
+    let current = '';
+    try {
+      current = readFileSync(path, 'utf8');
+    } catch {
+      current = '';
+    }
+    if (current !== text) stale.push(path.slice(here.length + 1));
+  }
+  const extra = readdirSync(join(here, 'dist', 'types')).filter((f) => !outputs.has(join(here, 'dist', 'types', f)));
+  if (stale.length > 0 || extra.length > 0) {
+    console.error(`web/dist does not match its sources (${[...stale, ...extra.map((f) => `dist/types/${f} (extra)`)].join(', ')}): run \`npm run build\` in web/ and commit it`);
     process.exit(1);
   }
-  console.log(`web/dist/scram-dh.js matches its sources (${bundle.length} bytes)`);
+  console.log(`web/dist/scram-dh.js matches its sources (${bundle.length} bytes), and ${outputs.size - 1} declaration files`);
 } else {
-  writeFileSync(out, bundle);
-  console.log(`wrote web/dist/scram-dh.js (${bundle.length} bytes)`);
+  mkdirSync(join(here, 'dist', 'types'), { recursive: true });
+  for (const [path, text] of outputs) writeFileSync(path, text);
+  console.log(`wrote web/dist/scram-dh.js (${bundle.length} bytes) and ${outputs.size - 1} declaration files in dist/types/`);
 }

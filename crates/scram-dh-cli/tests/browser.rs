@@ -44,10 +44,13 @@ fn bundle_matches_its_sources() {
     assert!(out.contains("matches its sources"), "{out}");
 }
 
-/// The JSDoc types of the module and the page hold (`tsc --checkJs --strict`, as locked).
+/// The JSDoc types of the module and the page hold (`tsc --checkJs --strict`, as
+/// locked), and a TypeScript app type-checks against the emitted declarations
+/// (`web/dist/types/`), its deliberate misuses refused (`@ts-expect-error`).
 #[test]
 fn jsdoc_types_check() {
     node(&["node_modules/typescript/bin/tsc", "-p", "tsconfig.json"], &[]);
+    node(&["node_modules/typescript/bin/tsc", "-p", "tsconfig.consumer.json"], &[]);
 }
 
 #[test]
