@@ -3,6 +3,8 @@
 //! (127.0.0.0/8 is all loopback) and memory stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use scram_dh::{
 };
 use scram_dh_net::{Admission, HostKeyPolicy, KvService, Limits, NetError, Penalties, Server};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 struct Running {
@@ -47,14 +49,8 @@ async fn start(limits: Limits) -> Running {
 }
 
 /// A connection from `127.0.0.<src>`.
-async fn connect_from(src: u8, addr: SocketAddr) -> TcpStream {
-    let sock = TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::from(([127, 0, 0, src], 0))).unwrap();
-    sock.connect(addr).await.unwrap()
-}
-
 async fn try_register(srv: &Running, src: u8, user: &str) -> Result<ClientCredential, NetError> {
-    let s = connect_from(src, srv.addr).await;
+    let s = support::connect_from(src, srv.addr).await;
     scram_dh_net::register(
         s,
         user,
@@ -78,9 +74,7 @@ async fn login(
     secret: ClientSecret,
     channel: bool,
 ) -> Result<scram_dh_net::Login<TcpStream>, NetError> {
-    let s = connect_from(src, srv.addr).await;
-    let group = channel.then_some(Group::X25519);
-    scram_dh_net::login(s, user, secret, group, ClientConfig::default()).await
+    support::login_from(src, srv.addr, user, secret, channel).await
 }
 
 fn wrong_keys() -> ClientSecret {
@@ -185,10 +179,10 @@ async fn m3_idle_connections_are_capped_and_timed_out() {
     .await;
     let mut idle = Vec::new();
     for _ in 0..8 {
-        idle.push(BufReader::new(connect_from(1, srv.addr).await));
+        idle.push(BufReader::new(support::connect_from(1, srv.addr).await));
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut ninth = BufReader::new(connect_from(1, srv.addr).await);
+    let mut ninth = BufReader::new(support::connect_from(1, srv.addr).await);
     let l = line(&mut ninth).await;
     assert!(l.contains(r#""code":"busy""#) && l.contains("too many connections"), "{l}");
     // Everyone else is still served while the idle eight are held...
@@ -221,7 +215,7 @@ async fn m3_a_few_peers_cannot_take_the_last_slots() {
     // and the reserve takes only peers holding fewer than 2 (the fourth gets two).
     for src in 10..14u8 {
         for _ in 0..10 {
-            held.push(BufReader::new(connect_from(src, srv.addr).await));
+            held.push(BufReader::new(support::connect_from(src, srv.addr).await));
         }
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -289,7 +283,7 @@ async fn m5_attackers_cannot_lock_the_owner_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l9_one_handshake_in_flight_per_connection() {
     let srv = start(Limits::default()).await;
-    let mut s = BufReader::new(connect_from(1, srv.addr).await);
+    let mut s = BufReader::new(support::connect_from(1, srv.addr).await);
     s.get_mut().write_all(format!("{}\n", a1("x", 1)).as_bytes()).await.unwrap();
     assert!(line(&mut s).await.contains(r#""type":"auth_pairing""#));
     s.get_mut().write_all(format!("{}\n", a1("x", 2)).as_bytes()).await.unwrap();
@@ -297,7 +291,7 @@ async fn l9_one_handshake_in_flight_per_connection() {
     assert!(l.contains(r#""code":"invalid_message""#) && l.contains("already in progress"), "{l}");
     assert!(closed(&mut s).await);
     // A registration pairing after an auth pairing is refused the same way.
-    let mut s = BufReader::new(connect_from(1, srv.addr).await);
+    let mut s = BufReader::new(support::connect_from(1, srv.addr).await);
     s.get_mut().write_all(format!("{}\n", a1("x", 3)).as_bytes()).await.unwrap();
     assert!(line(&mut s).await.contains(r#""type":"auth_pairing""#));
     let r1 = format!(
@@ -312,19 +306,19 @@ async fn l9_one_handshake_in_flight_per_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l13_invalid_utf8_is_answered_and_crlf_is_not_counted() {
     let srv = start(Limits::default()).await;
-    let mut s = BufReader::new(connect_from(1, srv.addr).await);
+    let mut s = BufReader::new(support::connect_from(1, srv.addr).await);
     s.get_mut().write_all(b"\xff\xfe{}\n").await.unwrap();
     let l = line(&mut s).await;
     assert!(l.contains(r#""code":"invalid_message""#) && l.contains("UTF-8"), "{l}");
     // A message of exactly 16 KiB (JSON allows trailing spaces) ended by \r\n is accepted.
     let mut msg = a1("x", 7);
     msg.push_str(&" ".repeat(16 * 1024 - msg.len()));
-    let mut s = BufReader::new(connect_from(1, srv.addr).await);
+    let mut s = BufReader::new(support::connect_from(1, srv.addr).await);
     s.get_mut().write_all(format!("{msg}\r\n").as_bytes()).await.unwrap();
     let l = line(&mut s).await;
     assert!(l.contains(r#""type":"auth_pairing""#), "{l}");
     // One byte more is refused as too long.
-    let mut s = BufReader::new(connect_from(1, srv.addr).await);
+    let mut s = BufReader::new(support::connect_from(1, srv.addr).await);
     s.get_mut().write_all(format!("{msg} \r\n").as_bytes()).await.unwrap();
     let l = line(&mut s).await;
     assert!(l.contains("16 KiB"), "{l}");

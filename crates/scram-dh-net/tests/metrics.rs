@@ -31,7 +31,7 @@ use scram_dh_net::sasl::{SaslServer, sasl_login};
 use scram_dh_net::{
     Admission, HostKeyPolicy, KvLimits, KvService, Limits, NetError, Penalties, RegisterOptions, Server,
 };
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -88,15 +88,9 @@ async fn start(limits: Limits, options: HttpOptions) -> Running {
 }
 
 /// A connection from `127.0.0.<src>`.
-async fn connect_from(src: u8, addr: SocketAddr) -> TcpStream {
-    let sock = TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::from(([127, 0, 0, src], 0))).unwrap();
-    sock.connect(addr).await.unwrap()
-}
-
 async fn register(srv: &Running, src: u8, user: &str, labels: Labels) -> ClientCredential {
     scram_dh_net::register(
-        connect_from(src, srv.tcp).await,
+        support::connect_from(src, srv.tcp).await,
         user,
         Password::new(PW),
         Group::X25519,
@@ -115,8 +109,7 @@ async fn login(
     secret: ClientSecret,
     channel: bool,
 ) -> Result<scram_dh_net::Login<TcpStream>, NetError> {
-    let group = channel.then_some(Group::X25519);
-    scram_dh_net::login(connect_from(src, srv.tcp).await, user, secret, group, ClientConfig::default()).await
+    support::login_from(src, srv.tcp, user, secret, channel).await
 }
 
 fn wrong_keys() -> ClientSecret {
@@ -317,7 +310,7 @@ async fn tcp_logins_failures_refusals_and_abandoned_handshakes_are_counted() {
     assert_eq!(m2.since(&m1, DH_X25519), 0, "the refused step did no DH");
 
     // A1, A2, then the client goes away: an `error`, once the server sees it.
-    let mut io = tokio::io::BufReader::new(connect_from(2, srv.tcp).await);
+    let mut io = tokio::io::BufReader::new(support::connect_from(2, srv.tcp).await);
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let step = AuthClient::start(&mut rng, user, cred.secret(), None, ClientConfig::default()).unwrap();
     scram_dh_net::framing::write_line(&mut io, &step.message.to_json()).await.unwrap();
@@ -439,7 +432,7 @@ async fn standard_scram_over_tcp_and_http_is_counted() {
     let sasl = |src: u8, password: &'static str| {
         let addr = srv.sasl;
         async move {
-            let stream = connect_from(src, addr).await;
+            let stream = support::connect_from(src, addr).await;
             let pw = Password::new(password);
             sasl_login(stream, user, &pw, ClientChannel::Unsupported, &ClientConfig::default(), T).await
         }

@@ -1,8 +1,36 @@
-//! Helpers shared by the HTTP front's test crates (`http`, `rfc7804`): a client
-//! bound to one loopback source address, and a buffered reply.
+//! Helpers shared by the net crate's test crates (`http`, `rfc7804`, `metrics`,
+//! `hardening`): clients bound to one loopback source address (HTTP and TCP), a
+//! TCP login from one, and a buffered reply.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use scram_dh::{ClientConfig, ClientSecret, Group};
+use scram_dh_net::NetError;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A TCP connection to `addr` from `127.0.0.<src>`, so that tests can play
+/// several peers.
+pub async fn connect_from(src: u8, addr: SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from(([127, 0, 0, src], 0))).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
+/// A TCP login at `addr` from `127.0.0.<src>`, with an X25519 channel when `channel`.
+///
+/// # Errors
+/// The login's.
+pub async fn login_from(
+    src: u8,
+    addr: SocketAddr,
+    user: &str,
+    secret: ClientSecret,
+    channel: bool,
+) -> Result<scram_dh_net::Login<TcpStream>, NetError> {
+    let group = channel.then_some(Group::X25519);
+    scram_dh_net::login(connect_from(src, addr).await, user, secret, group, ClientConfig::default()).await
+}
 
 /// A reqwest client whose connections come from `127.0.0.<src>`, so that tests
 /// can play several peers.

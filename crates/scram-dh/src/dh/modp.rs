@@ -186,7 +186,8 @@ impl<const L: usize> Modp<L> {
         self.p.as_ref()
     }
 
-    /// The modulus as crypto-bigint's odd type.
+    /// The modulus as crypto-bigint's odd type (for the radix-52 tests).
+    #[cfg(test)]
     pub(crate) fn p_odd(&self) -> &Odd<Uint<L>> {
         &self.p
     }
@@ -195,8 +196,14 @@ impl<const L: usize> Modp<L> {
     /// self-test here (see [`ifma::engine`]).
     fn ifma(&self) -> Option<(&Radix52, ifma::IfmaToken)> {
         let ifma::Engine::Ifma(token) = ifma::engine() else { return None };
-        let r = self.radix52.get_or_init(|| Radix52::new(&self.p)).as_ref()?;
+        let r = self.radix52()?;
         r.ifma_usable(token).then_some((r, token))
+    }
+
+    /// The prime in radix 2^52 (built once, on first use; shared with the
+    /// process-wide self-test of [`ifma::engine`], which uses MODP2048's).
+    pub(crate) fn radix52(&self) -> Option<&Radix52> {
+        self.radix52.get_or_init(|| Radix52::new(&self.p)).as_ref()
     }
 
     /// Montgomery parameters (computed once).

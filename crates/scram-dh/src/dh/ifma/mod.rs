@@ -109,8 +109,8 @@ pub(crate) fn engine() -> Engine {
         match (forced.as_deref(), detect_ifma()) {
             (Some("crypto-bigint"), _) | (_, None) => Engine::CryptoBigint,
             (_, Some(token)) => {
-                let passes =
-                    Radix52::new(super::modp::MODP2048.p_odd()).is_some_and(|r| r.ifma_usable(token));
+                // MODP2048's own table, so its per-group self-test is this one.
+                let passes = super::modp::MODP2048.radix52().is_some_and(|r| r.ifma_usable(token));
                 if passes { Engine::Ifma(token) } else { Engine::CryptoBigintAfterFailedSelfTest }
             }
         }
