@@ -4,12 +4,13 @@
 //! speed (the figures are for BENCHMARKS.md); only on counts and shapes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scram-dh");
+use common::BIN;
 
 fn bench(args: &[&str]) -> Output {
     Command::new(BIN).arg("bench").args(args).env_remove("SCRAM_DH_CONFIG").output().unwrap()
@@ -135,10 +136,7 @@ fn serve(dir: &std::path::Path) -> (Serve, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
-    let addr = line.split_whitespace().nth(2).unwrap().to_owned();
+    let addr = common::announced_addr(&mut child);
     (Serve(child), addr)
 }
 

@@ -434,9 +434,7 @@ fn config_file_and_environment() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.split_whitespace().nth(2).unwrap().to_owned();
+    let addr = common::announced_addr(&mut child);
     let client = dir.path().join("client");
     ok(&cli(
         &client,

@@ -1,4 +1,4 @@
-//! Helpers shared by the end-to-end test crates (`e2e`, `sigkill`, `capture`):
+//! Helpers shared by the end-to-end test crates (`e2e`, `sigkill`, `capture`, `bench`, …):
 //! the real server binary on loopback, the real client binary, canaries and the
 //! search for a secret in every encoding.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -106,6 +106,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The TCP address a `serve` child announces on its first stdout line
+/// (`listening on ADDR host key FP …`); the child's stdout is taken.
+pub fn announced_addr(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    line.split_whitespace().nth(2).unwrap().to_owned()
 }
 
 pub fn rand_u32() -> u32 {
