@@ -480,6 +480,8 @@ impl ServeArgs {
         )?;
         http_options.metrics = !self.no_metrics && file.metrics.unwrap_or(true);
         http_options.ui = !self.no_ui && file.ui.unwrap_or(true);
+        // The server alone on its HTTP port: `/` is the page too (without an upstream).
+        http_options.ui_at_root = true;
         http_options.upstream = self.upstream.or(file.upstream);
         if let Some(u) = &http_options.upstream
             && !u.starts_with("http://")

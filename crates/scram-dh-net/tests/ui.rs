@@ -201,7 +201,7 @@ async fn etag_and_if_none_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_is_the_page_without_an_upstream() {
-    let srv = start(HttpOptions::default()).await;
+    let srv = start(HttpOptions { ui_at_root: true, ..HttpOptions::default() }).await;
     let page = get(&srv, "/v1/ui/").await;
     let root = get(&srv, "/").await;
     assert_file(&root, "text/html; charset=utf-8", "/");
@@ -209,10 +209,47 @@ async fn root_is_the_page_without_an_upstream() {
     assert_eq!(header(&root, "etag"), header(&page, "etag"));
 }
 
+/// By default the router leaves `/` alone: an application with its own `/`
+/// merges it (axum panics on overlapping routes) and keeps answering there,
+/// and the page is still at /v1/ui/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_keeps_its_root() {
+    let engine = Arc::new(
+        ServerEngine::new(
+            ServerConfig::new(HostKey::from_seed(&[12; 32]), [6; 32]),
+            Arc::new(MemoryCredentialStore::default()),
+            MemorySessionStore::new(1000, 100),
+        )
+        .unwrap(),
+    );
+    let front = HttpFront::new(
+        engine,
+        Admission::new(Limits::default()),
+        KvLimits::default().passwd_bounds(),
+        HttpOptions::default(),
+    );
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the app's own home" }))
+        .merge(front.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    });
+    let srv = Running {
+        http,
+        fingerprint: HostKey::from_seed(&[12; 32]).fingerprint(),
+        _stop: oneshot::channel().0,
+    };
+    let root = get(&srv, "/").await;
+    assert_eq!((root.status, String::from_utf8_lossy(&root.body).as_ref()), (200, "the app's own home"));
+    assert_file(&get(&srv, "/v1/ui/").await, "text/html; charset=utf-8", "the page beside the app");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_is_the_upstreams_with_one() {
     let up = upstream().await;
-    let srv = start(HttpOptions { upstream: Some(up), ..HttpOptions::default() }).await;
+    let srv = start(HttpOptions { upstream: Some(up), ui_at_root: true, ..HttpOptions::default() }).await;
     // Unsigned: the gateway's 401, never the page, never the upstream.
     let r = get(&srv, "/").await;
     assert_eq!((r.status, r.code().as_str()), (401, "authentication_failed"));
@@ -237,7 +274,7 @@ async fn root_is_the_upstreams_with_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_off_is_404_unsupported() {
-    let srv = start(HttpOptions { ui: false, ..HttpOptions::default() }).await;
+    let srv = start(HttpOptions { ui: false, ui_at_root: true, ..HttpOptions::default() }).await;
     for path in
         ["/v1/ui", "/v1/ui/", "/v1/ui/app.js", "/v1/ui/scram-dh.js", "/v1/ui/style.css", "/v1/ui/x/y", "/"]
     {
@@ -250,7 +287,9 @@ async fn ui_off_is_404_unsupported() {
     assert_eq!(r.status, 200);
     // Off with an upstream: `/` is still the upstream's (401 unsigned), the UI paths 404.
     let up = upstream().await;
-    let srv = start(HttpOptions { ui: false, upstream: Some(up), ..HttpOptions::default() }).await;
+    let srv =
+        start(HttpOptions { ui: false, ui_at_root: true, upstream: Some(up), ..HttpOptions::default() })
+            .await;
     assert_eq!(get(&srv, "/").await.status, 401);
     let r = get(&srv, "/v1/ui/").await;
     assert_eq!((r.status, r.code().as_str()), (404, "unsupported"));

@@ -9,7 +9,8 @@
 //! load tests and health checks; `GET /metrics` serves the process's
 //! [`crate::metrics`] unsigned (unless [`HttpOptions::metrics`] is off).
 //! `GET /v1/ui/` serves the browser page and its scripts ([`ui`]; unless
-//! [`HttpOptions::ui`] is off), and so does `GET /` when there is no upstream.
+//! [`HttpOptions::ui`] is off), and so does `GET /` with
+//! [`HttpOptions::ui_at_root`] and no upstream.
 //!
 //! It shares the [`ServerEngine`] and the [`Admission`] layer with the TCP front
 //! ([`crate::Server::from_parts`]): caps, buckets and penalties are the same ones,
@@ -92,10 +93,14 @@ pub struct HttpOptions {
     /// /metrics` (default true). Off, `/metrics` is 404 `unsupported` — or,
     /// with an upstream, a path like any other, forwarded when signed.
     pub metrics: bool,
-    /// Serve the browser page ([`ui`]) unsigned under `/v1/ui/`, and on `GET /`
-    /// when there is no upstream (default true). Off, those routes are 404
-    /// `unsupported`; with an upstream, `/` is the upstream's either way.
+    /// Serve the browser page ([`ui`]) unsigned under `/v1/ui/` (default true).
+    /// Off, those routes are 404 `unsupported`.
     pub ui: bool,
+    /// Also serve the page on `GET /` when there is no upstream (default false,
+    /// so an application that merges [`HttpFront::router`] into its own keeps
+    /// its `/`; `scram-dh serve` turns it on). With [`ui`](Self::ui) off, `/` is
+    /// then 404 `unsupported`; with an upstream, `/` is the upstream's either way.
+    pub ui_at_root: bool,
 }
 
 impl Default for HttpOptions {
@@ -111,6 +116,7 @@ impl Default for HttpOptions {
             trusted_proxies: Vec::new(),
             metrics: true,
             ui: true,
+            ui_at_root: false,
         }
     }
 }
@@ -239,7 +245,9 @@ where
     /// `GET /v1/ui` (308 to `/v1/ui/`), `GET /v1/ui/` (the page, with this
     /// engine's host key fingerprint in it), `/v1/ui/app.js`,
     /// `/v1/ui/scram-dh.js`, `/v1/ui/style.css`, any other `/v1/ui/*` 404
-    /// `unsupported`; and `GET /`, the page, unless an upstream has it.
+    /// `unsupported`; and with [`HttpOptions::ui_at_root`], `GET /`, the page,
+    /// unless an upstream has it. Without that option `/` is left to the
+    /// application the router is merged into.
     pub fn router(&self) -> Router {
         let mut either = Router::new()
             .route("/v1/whoami", get(signed::whoami))
@@ -275,7 +283,7 @@ where
             .merge(ui::routes(
                 &self.state.engine.config().host_key.fingerprint(),
                 self.state.options.ui,
-                self.state.upstream.is_none(),
+                self.state.options.ui_at_root && self.state.upstream.is_none(),
             ))
             .merge(either)
     }

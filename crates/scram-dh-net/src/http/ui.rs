@@ -17,7 +17,7 @@
 //! | `GET /v1/ui/app.js`, `/v1/ui/scram-dh.js` | `text/javascript; charset=utf-8` |
 //! | `GET /v1/ui/style.css` | `text/css; charset=utf-8` |
 //! | `GET /v1/ui/<anything else>` | 404 `unsupported` |
-//! | `GET /` | the page, when there is no upstream (with one, `/` is the upstream's) |
+//! | `GET /` | the page, with [`HttpOptions::ui_at_root`](super::HttpOptions::ui_at_root) and no upstream (with one, `/` is the upstream's; without the option, the application's) |
 //!
 //! `HEAD` answers as `GET` without the body. Every answer carries a strict
 //! Content-Security-Policy (scripts, styles and `fetch` from this origin only,
