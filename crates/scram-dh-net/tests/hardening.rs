@@ -9,8 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scram_dh::credential::ClientKeys;
-use scram_dh::secret::{ClientKey, ServerKey};
 use scram_dh::{
     ClientConfig, ClientCredential, ClientSecret, ErrorCode, Group, HostKey, Labels, MemoryCredentialStore,
     MemorySessionStore, Password, ServerConfig, ServerEngine,
@@ -75,13 +73,6 @@ async fn login(
     channel: bool,
 ) -> Result<scram_dh_net::Login<TcpStream>, NetError> {
     support::login_from(src, srv.addr, user, secret, channel).await
-}
-
-fn wrong_keys() -> ClientSecret {
-    ClientSecret::Keys(ClientKeys {
-        client_key: ClientKey::from_bytes([0xAA; 32]),
-        server_key: ServerKey::from_bytes([0xBB; 32]),
-    })
 }
 
 fn busy_message(e: &NetError) -> Option<String> {
@@ -240,13 +231,13 @@ async fn m5_failed_proofs_from_a_peer_are_penalised() {
     let srv = start(Limits { penalties: fast_penalties(), ..Limits::default() }).await;
     let cred = register(&srv, 2, "victim").await;
     for _ in 0..2 {
-        let e = login(&srv, 1, "victim", wrong_keys(), false).await.unwrap_err();
+        let e = login(&srv, 1, "victim", support::wrong_keys(), false).await.unwrap_err();
         assert!(e.is_auth_failure(), "{e}");
     }
     // The third guess starts the penalty; the fourth is refused before any work.
-    let e = login(&srv, 1, "victim", wrong_keys(), false).await.unwrap_err();
+    let e = login(&srv, 1, "victim", support::wrong_keys(), false).await.unwrap_err();
     assert!(e.is_auth_failure(), "{e}");
-    let e = login(&srv, 1, "victim", wrong_keys(), false).await.unwrap_err();
+    let e = login(&srv, 1, "victim", support::wrong_keys(), false).await.unwrap_err();
     let msg = busy_message(&e).unwrap_or_else(|| panic!("{e}"));
     assert!(msg.contains("failed logins from your address"), "{msg}");
     // Even the right credential from the penalised address waits (the address is the unit)...
@@ -263,7 +254,7 @@ async fn m5_attackers_cannot_lock_the_owner_out() {
     login(&srv, 2, "owner", cred.secret(), false).await.unwrap();
     // A distributed guesser: one failure from each of many addresses.
     for src in 20..26u8 {
-        let _ = login(&srv, src, "owner", wrong_keys(), false).await;
+        let _ = login(&srv, src, "owner", support::wrong_keys(), false).await;
     }
     // A new address is now asked to wait for this account...
     let e = login(&srv, 40, "owner", cred.secret(), false).await.unwrap_err();
@@ -274,9 +265,9 @@ async fn m5_attackers_cannot_lock_the_owner_out() {
     login(&srv, 2, "owner", cred.secret(), true).await.unwrap();
     // An unknown name is penalised the same way (no enumeration through penalties).
     for src in 20..26u8 {
-        let _ = login(&srv, src, "nobody-here", wrong_keys(), false).await;
+        let _ = login(&srv, src, "nobody-here", support::wrong_keys(), false).await;
     }
-    let e = login(&srv, 41, "nobody-here", wrong_keys(), false).await.unwrap_err();
+    let e = login(&srv, 41, "nobody-here", support::wrong_keys(), false).await.unwrap_err();
     assert!(busy_message(&e).is_some_and(|m| m.contains("for this account")), "{e}");
 }
 

@@ -21,8 +21,8 @@ use scram_dh::auth::client::AuthClient;
 use scram_dh::sasl::ClientChannel;
 use scram_dh::secret::SymmetricKey;
 use scram_dh::{
-    ClientConfig, ClientCredential, ClientKeys, ClientSecret, ErrorCode, Group, HostKey, Labels,
-    MemoryCredentialStore, MemorySessionStore, Password, ServerConfig, ServerEngine,
+    ClientConfig, ClientCredential, ErrorCode, Group, HostKey, Labels, MemoryCredentialStore,
+    MemorySessionStore, Password, ServerConfig, ServerEngine,
 };
 use scram_dh_net::http::{HttpFront, HttpOptions};
 use scram_dh_net::http_auth::Authorization;
@@ -31,7 +31,6 @@ use scram_dh_net::sasl::{SaslServer, sasl_login};
 use scram_dh_net::{
     Admission, HostKeyPolicy, KvLimits, KvService, Limits, NetError, Penalties, RegisterOptions, Server,
 };
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -100,23 +99,6 @@ async fn register(srv: &Running, src: u8, user: &str, labels: Labels) -> ClientC
     )
     .await
     .unwrap()
-}
-
-async fn login(
-    srv: &Running,
-    src: u8,
-    user: &str,
-    secret: ClientSecret,
-    channel: bool,
-) -> Result<scram_dh_net::Login<TcpStream>, NetError> {
-    support::login_from(src, srv.tcp, user, secret, channel).await
-}
-
-fn wrong_keys() -> ClientSecret {
-    ClientSecret::Keys(ClientKeys {
-        client_key: scram_dh::secret::ClientKey::from_bytes([0xAA; 32]),
-        server_key: scram_dh::secret::ServerKey::from_bytes([0xBB; 32]),
-    })
 }
 
 fn is_code(e: &NetError, code: ErrorCode) -> bool {
@@ -284,9 +266,9 @@ async fn tcp_logins_failures_refusals_and_abandoned_handshakes_are_counted() {
     let m0 = scrape(&srv).await;
 
     let cred = register(&srv, 1, user, Labels::Random).await;
-    let plain = login(&srv, 1, user, cred.secret(), false).await.unwrap();
+    let plain = support::login_from(1, srv.tcp, user, cred.secret(), false).await.unwrap();
     assert!(plain.channel.is_none());
-    let mut with_channel = login(&srv, 1, user, cred.secret(), true).await.unwrap();
+    let mut with_channel = support::login_from(1, srv.tcp, user, cred.secret(), true).await.unwrap();
     let m1 = scrape(&srv).await;
     assert_eq!(m1.since(&m0, &handshakes("tcp", "registration", "ok")), 1);
     assert_eq!(m1.since(&m0, &handshakes("tcp", "authentication", "ok")), 2);
@@ -298,9 +280,9 @@ async fn tcp_logins_failures_refusals_and_abandoned_handshakes_are_counted() {
     assert!(m1.get("scram_dh_connections{front=\"tcp\"}") >= 1.0, "the channel's connection");
     assert!(m1.get("scram_dh_connections{front=\"http\"}") >= 1.0, "the scrape's own connection");
 
-    let e = login(&srv, 1, user, wrong_keys(), false).await.unwrap_err();
+    let e = support::login_from(1, srv.tcp, user, support::wrong_keys(), false).await.unwrap_err();
     assert!(is_code(&e, ErrorCode::AuthenticationFailed), "{e}");
-    let e = login(&srv, 1, user, cred.secret(), true).await.unwrap_err();
+    let e = support::login_from(1, srv.tcp, user, cred.secret(), true).await.unwrap_err();
     assert!(is_code(&e, ErrorCode::Busy), "{e}");
     let m2 = scrape(&srv).await;
     assert_eq!(m2.since(&m1, &handshakes("tcp", "authentication", "failed")), 1);
@@ -386,7 +368,8 @@ async fn http_logins_sessions_signed_requests_and_ping_are_counted() {
     // A second session for the user is over its cap; a wrong key fails.
     let e = client.login(user, cred.secret(), Group::X25519, ClientConfig::default()).await.unwrap_err();
     assert!(matches!(&e, HttpError::Net(n) if is_code(n, ErrorCode::Busy)), "{e}");
-    let e = client.login(user, wrong_keys(), Group::X25519, ClientConfig::default()).await.unwrap_err();
+    let e =
+        client.login(user, support::wrong_keys(), Group::X25519, ClientConfig::default()).await.unwrap_err();
     assert!(e.is_auth_failure(), "{e}");
     let m2 = scrape(&srv).await;
     assert_eq!(m2.since(&m1, &signed("ok")), 1);

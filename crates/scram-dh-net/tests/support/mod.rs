@@ -5,6 +5,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use scram_dh::credential::ClientKeys;
+use scram_dh::secret::{ClientKey, ServerKey};
 use scram_dh::{ClientConfig, ClientSecret, Group};
 use scram_dh_net::NetError;
 use tokio::net::{TcpSocket, TcpStream};
@@ -15,6 +17,14 @@ pub async fn connect_from(src: u8, addr: SocketAddr) -> TcpStream {
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(SocketAddr::from(([127, 0, 0, src], 0))).unwrap();
     sock.connect(addr).await.unwrap()
+}
+
+/// Keys that belong to no record: a login with them fails at the proof.
+pub fn wrong_keys() -> ClientSecret {
+    ClientSecret::Keys(ClientKeys {
+        client_key: ClientKey::from_bytes([0xAA; 32]),
+        server_key: ServerKey::from_bytes([0xBB; 32]),
+    })
 }
 
 /// A TCP login at `addr` from `127.0.0.<src>`, with an X25519 channel when `channel`.
