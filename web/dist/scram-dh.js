@@ -4,7 +4,7 @@
 //   package-lock.json 73544fd6be3c0f2c3a434ab0ec9e408a0c6932d04dd21965ffd07e46202da189
 //   src/crypto.js a1b10eaacc39df62a57cc8d2d72d009e7640c6539c860aa4f6bc532e291aeb6d
 //   src/saslprep.js 1a82d6efbab2397e3b3a5f1e782861b3d35db6646264fc116662a7dee7f7bf15
-//   src/scram-dh.js 57eba35c8ca0d21e1c51154a7da8420ebc663c291c03491ebfd97990d6007ce2
+//   src/scram-dh.js dd4c767332656025101553b21eedbb58813c8f09af1bc3387031499617b80c66
 //
 var __create = Object.create;
 var __defProp = Object.defineProperty;
@@ -5440,7 +5440,9 @@ function saslname(name) {
   return name.replace(/=/g, "=3D").replace(/,/g, "=2C");
 }
 async function fingerprintOf(hostKey) {
-  const p = await primitives();
+  return fingerprintWith(await primitives(), hostKey);
+}
+async function fingerprintWith(p, hostKey) {
   return `SHA256:${b64(await p.sha256(hostKey)).replace(/=+$/, "")}`;
 }
 function normalizedUsername(username) {
@@ -5635,7 +5637,7 @@ var ScramDhClient = class {
     if (!await p.ed25519Verify(hostKey, signature, h)) {
       throw new ScramDhError("host_key_signature", "the server's signature over the registration does not verify");
     }
-    const fingerprint = `SHA256:${b64(await p.sha256(hostKey)).replace(/=+$/, "")}`;
+    const fingerprint = await fingerprintWith(p, hostKey);
     const pinned = await this.pinnedFingerprint();
     if (pinned !== null && pinned !== fingerprint) {
       throw new ScramDhError(

@@ -157,7 +157,15 @@ function saslname(name) {
  * @returns {Promise<string>}
  */
 export async function fingerprintOf(hostKey) {
-  const p = await primitives();
+  return fingerprintWith(await primitives(), hostKey);
+}
+
+/**
+ * `fingerprintOf` with a given set of primitives.
+ * @param {import('./crypto.js').Primitives} p
+ * @param {Uint8Array} hostKey
+ */
+async function fingerprintWith(p, hostKey) {
   return `SHA256:${b64(await p.sha256(hostKey)).replace(/=+$/, '')}`;
 }
 
@@ -417,7 +425,7 @@ export class ScramDhClient {
     if (!(await p.ed25519Verify(hostKey, signature, h))) {
       throw new ScramDhError('host_key_signature', "the server's signature over the registration does not verify");
     }
-    const fingerprint = `SHA256:${b64(await p.sha256(hostKey)).replace(/=+$/, '')}`;
+    const fingerprint = await fingerprintWith(p, hostKey);
     const pinned = await this.pinnedFingerprint();
     if (pinned !== null && pinned !== fingerprint) {
       throw new ScramDhError(

@@ -25,26 +25,12 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { startServer } from './server.mjs';
+import { CHROMIUM, launchChromium, startServer } from './server.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = process.env.SCRAM_DH_BIN ?? join(root, 'target', 'debug', 'scram-dh');
-const chromiumPath = process.env.SCRAM_DH_CHROMIUM ?? '/usr/bin/chromium';
 const shots = process.env.SCRAM_DH_SCREENSHOT_DIR ?? join(root, 'target', 'web-test');
 const STEP_MS = 30_000;
-
-// The flags the issue gives (the user-data-dir is playwright's parameter).
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let failures = 0;
 let steps = 0;
@@ -66,7 +52,7 @@ function check(cond, name, why = '') {
 
 for (const [what, path] of [
   ['the scram-dh binary (SCRAM_DH_BIN)', bin],
-  ['Chromium (scripts/peers.sh installs Debian chromium)', chromiumPath],
+  ['Chromium (scripts/peers.sh installs Debian chromium)', CHROMIUM],
 ]) {
   if (!existsSync(path)) {
     console.error(`browser test: ${what} is missing at ${path}`);
@@ -169,13 +155,8 @@ async function open(page, url) {
 // ------------------------------------------------------------------ the run
 
 const server = await startServer(bin, work, ['--registrations-per-sec', '50', '--registration-burst', '50']);
-console.log(`# server ${server.url}, host key ${server.fingerprint}; chromium ${chromiumPath}`);
-const context = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
-  executablePath: chromiumPath,
-  headless: true,
-  args: FLAGS,
-  viewport: { width: 900, height: 1100 },
-});
+console.log(`# server ${server.url}, host key ${server.fingerprint}; chromium ${CHROMIUM}`);
+const context = await launchChromium(join(work, 'chromium-profile'), { viewport: { width: 900, height: 1100 } });
 
 try {
   const page = await context.newPage();

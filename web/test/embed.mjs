@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './server.mjs';
 
 const url = process.env.SCRAM_DH_APP_URL;
 if (!url) {
@@ -19,8 +19,7 @@ if (!url) {
   process.exit(1);
 }
 const profile = mkdtempSync(join(tmpdir(), 'scram-dh-embed-'));
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const context = await chromium.launchPersistentContext(profile, { executablePath: process.env.SCRAM_DH_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: FLAGS });
+const context = await launchChromium(profile);
 let failed = 0;
 const check = (cond, name, why = '') => {
   console.log(`${cond ? 'ok' : 'not ok'} - ${name}${cond ? '' : `\n  # ${why}`}`);

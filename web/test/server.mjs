@@ -1,9 +1,34 @@
-// Starts `scram-dh serve` for the web tests: SQLite in `dir`, TCP and HTTP on
-// free loopback ports; answers once serve has announced its addresses.
+// What the web tests start: `scram-dh serve` (SQLite in a directory, TCP and
+// HTTP on free loopback ports) and headless Chromium with the issue's flags.
 
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+/** Debian's Chromium, unless SCRAM_DH_CHROMIUM names another. */
+export const CHROMIUM = process.env.SCRAM_DH_CHROMIUM ?? '/usr/bin/chromium';
+
+// The flags the issue gives (the user-data-dir is playwright's parameter).
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Headless Chromium on a fresh profile in `profileDir`.
+ * @param {string} profileDir
+ * @param {object} [options] more playwright context options (viewport, …)
+ */
+export function launchChromium(profileDir, options = {}) {
+  return chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: FLAGS, ...options });
+}
 
 /**
  * @param {string} bin the scram-dh binary
