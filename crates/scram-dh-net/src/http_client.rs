@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD;
 use scram_dh::auth::client::AuthClient;
 use scram_dh::message::{ClientMessage, ServerMessage};
 use scram_dh::secret::{SessionKeys, SymmetricKey};
-use scram_dh::{ClientConfig, ClientCredential, ClientSecret, Group, Password};
+use scram_dh::{ClientConfig, ClientCredential, ClientSecret, ErrorCode, Group, Password};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -89,6 +89,29 @@ impl HttpError {
             Self::Net(n) => n.is_auth_failure(),
             Self::BadResponseMac { .. } | Self::BadAuthenticationInfo { .. } => true,
             _ => false,
+        }
+    }
+
+    /// The code of the server's refusal, when the server answered with its error
+    /// object (`busy` for the admission layer's limits, `unknown_session`, …); `None` for every
+    /// other failure.
+    ///
+    /// ```
+    /// use scram_dh::{Error, ErrorCode};
+    /// use scram_dh_net::{HttpError, NetError};
+    ///
+    /// let refused = HttpError::Net(NetError::Protocol(Error::Peer {
+    ///     code: ErrorCode::Busy,
+    ///     message: "rate limited".into(),
+    /// }));
+    /// assert_eq!(refused.refusal_code(), Some(ErrorCode::Busy));
+    /// assert_eq!(HttpError::Invalid("status 502".into()).refusal_code(), None);
+    /// ```
+    #[must_use]
+    pub fn refusal_code(&self) -> Option<ErrorCode> {
+        match self {
+            Self::Net(NetError::Protocol(scram_dh::Error::Peer { code, .. })) => Some(*code),
+            _ => None,
         }
     }
 
@@ -176,12 +199,16 @@ impl HttpClient {
     /// `GET /v1/ping`, unsigned: the body the server answers (`{"pong":true}`).
     ///
     /// # Errors
-    /// [`HttpError::Invalid`] for a non-200 status or a body that is not UTF-8;
-    /// transport errors.
+    /// A refusal the server answers with its error object (`busy` from the
+    /// admission layer, say) as [`HttpError::Net`] with that code, so
+    /// [`HttpError::refusal_code`] names it; [`HttpError::Invalid`] for another non-200 status
+    /// or a body that is not UTF-8; transport errors.
     pub async fn ping(&self) -> Result<String, HttpError> {
         let (status, _, body) = self.send(reqwest::Method::GET, PING, &[], Vec::new()).await?;
         if status != 200 {
-            return Err(HttpError::Invalid(format!("{PING}: status {status}")));
+            return Err(error_object(status, &body).unwrap_or_else(|| {
+                HttpError::Invalid(format!("{PING}: status {status} without an error object"))
+            }));
         }
         String::from_utf8(body).map_err(|_| HttpError::Invalid(format!("{PING}: body not UTF-8")))
     }
@@ -535,11 +562,21 @@ impl HttpSession {
 
 /// A verified non-success response as an error (the server's error object, if any).
 fn status_error(r: &SignedResponse) -> HttpError {
-    match serde_json::from_slice::<ServerMessage>(&r.body) {
+    error_object(r.status, &r.body).unwrap_or_else(|| HttpError::Invalid(format!("status {}", r.status)))
+}
+
+/// The server's error object in a non-success `body` as the refusal it names
+/// ([`scram_dh::Error::Peer`] with its code: `busy`, `unknown_session`, …), or `None` when
+/// the body is no error object (a proxy's page, say).
+pub(crate) fn error_object(status: u16, body: &[u8]) -> Option<HttpError> {
+    if (200..300).contains(&status) {
+        return None;
+    }
+    match serde_json::from_slice::<ServerMessage>(body) {
         Ok(ServerMessage::Error(e)) => {
-            NetError::Protocol(scram_dh::Error::Peer { code: e.code, message: e.message }).into()
+            Some(NetError::Protocol(scram_dh::Error::Peer { code: e.code, message: e.message }).into())
         }
-        _ => HttpError::Invalid(format!("status {}", r.status)),
+        _ => None,
     }
 }
 
@@ -654,5 +691,29 @@ mod tests {
         let wrong = encode_mac(&request_mac(&s4.keys.c2s, "GET", "/v1/whoami", 5, b""));
         s4.base_url = serve_once(200, "{\"username\":\"alice\"}", Some(wrong)).await;
         assert!(s4.whoami().await.is_err());
+    }
+
+    /// A server (or what stands in front of it) answering `GET /v1/ping` once.
+    async fn pinged(status: u16, body: &'static str) -> Result<String, HttpError> {
+        let url = serve_once(status, body, None).await;
+        HttpClient::new(&url, Duration::from_secs(5)).unwrap().ping().await
+    }
+
+    #[tokio::test]
+    async fn ping_names_the_refusal_the_server_answers() {
+        let busy = ServerMessage::Error(scram_dh::message::ErrorMessage {
+            code: ErrorCode::Busy,
+            message: "rate limited".into(),
+        })
+        .to_json();
+        let busy: &'static str = Box::leak(busy.into_boxed_str());
+        let e = pinged(429, busy).await.unwrap_err();
+        assert_eq!(e.refusal_code(), Some(ErrorCode::Busy), "{e}");
+        // A page that is no error object (a proxy's 502) stays an HTTP error, with no code.
+        let e = pinged(502, "<html>bad gateway</html>").await.unwrap_err();
+        assert!(matches!(e, HttpError::Invalid(_)) && e.refusal_code().is_none(), "{e}");
+        assert!(e.to_string().contains("502"), "{e}");
+        // An error object on a 2xx is not a refusal: the body comes back as it is.
+        assert_eq!(pinged(200, busy).await.unwrap(), busy);
     }
 }

@@ -48,17 +48,17 @@ fn refused(server_error: &str) -> HttpError {
 
 /// A refusal without SCRAM data: the error object if there is one.
 fn status_refusal(status: u16, body: &[u8]) -> HttpError {
-    match serde_json::from_slice::<scram_dh::message::ServerMessage>(body) {
-        Ok(scram_dh::message::ServerMessage::Error(e)) => {
-            NetError::Protocol(scram_dh::Error::Peer { code: e.code, message: e.message }).into()
-        }
-        _ if status == 401 => NetError::Protocol(scram_dh::Error::Peer {
+    if let Some(e) = super::error_object(status, body) {
+        return e;
+    }
+    if status == 401 {
+        return NetError::Protocol(scram_dh::Error::Peer {
             code: ErrorCode::AuthenticationFailed,
             message: format!("status 401 without a {RFC7804_SCHEME} exchange"),
         })
-        .into(),
-        _ => HttpError::Invalid(format!("status {status} without a {RFC7804_SCHEME} exchange")),
+        .into();
     }
+    HttpError::Invalid(format!("status {status} without a {RFC7804_SCHEME} exchange"))
 }
 
 /// A session id as a server may send one, and as it can go back in a header.
