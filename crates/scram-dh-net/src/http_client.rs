@@ -98,7 +98,8 @@ impl HttpError {
     ///
     /// ```
     /// use scram_dh::{Error, ErrorCode};
-    /// use scram_dh_net::{HttpError, NetError};
+    /// use scram_dh_net::NetError;
+    /// use scram_dh_net::http_client::HttpError;
     ///
     /// let refused = HttpError::Net(NetError::Protocol(Error::Peer {
     ///     code: ErrorCode::Busy,
