@@ -144,7 +144,27 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `serve` sizes its runtime from its settings (`--workers`), so they are read
+    // first; `bench --threads` sizes the load generator's.
+    let (command, workers) = match cli.command {
+        Command::Serve(a) => match serve::settings(*a) {
+            Ok(s) => {
+                let workers = s.workers;
+                (Run::Serve(Box::new(s)), workers)
+            }
+            Err(e) => return fail(&e),
+        },
+        Command::Bench(a) => match a.threads() {
+            Ok(threads) => (Run::Other(Command::Bench(a)), threads),
+            Err(e) => return fail(&e),
+        },
+        other => (Run::Other(other), None),
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("scram-dh: cannot start the async runtime: {e}");
@@ -152,8 +172,12 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve(a) => serve::run(*a).await,
+        let command = match command {
+            Run::Serve(s) => return serve::run(*s).await,
+            Run::Other(c) => c,
+        };
+        match command {
+            Command::Serve(a) => serve::run(serve::settings(*a)?).await,
             Command::Register(a) => client_cmds::register(a).await,
             Command::Login(a) => client_cmds::login(a).await,
             Command::Passwd(a) => client_cmds::passwd(a).await,
@@ -167,13 +191,22 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Not eprintln!: on a full disk a stderr redirected to a file fails, and
-            // the error must still end in its exit code, not a panic.
-            let _ = writeln!(std::io::stderr(), "scram-dh: {}", render_error(&e));
-            ExitCode::from(exit_code(&e))
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// What `main` runs: `serve` with its settings read, or another command.
+enum Run {
+    Serve(Box<serve::Settings>),
+    Other(Command),
+}
+
+/// Prints the error and gives its exit code.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    // Not eprintln!: on a full disk a stderr redirected to a file fails, and the
+    // error must still end in its exit code, not a panic.
+    let _ = writeln!(std::io::stderr(), "scram-dh: {}", render_error(e));
+    ExitCode::from(exit_code(e))
 }
 
 /// The error chain as `outer: inner: ...`, with every message escaped by

@@ -157,6 +157,10 @@ pub struct ServeArgs {
     /// unsigned: static files with the host key fingerprint in the page.
     #[arg(long)]
     no_ui: bool,
+    /// Worker threads of the async runtime, 1..=1024 [default: one per CPU]. Fewer
+    /// leave CPUs to other processes on the host (a load generator, a database).
+    #[arg(long, env = "SCRAM_DH_WORKERS")]
+    workers: Option<usize>,
     /// BENCHMARKS ONLY: every login succeeds. Answer TCP logins with the null
     /// protocol (real message shapes and sizes, no cryptography, no stores), the
     /// baseline of `bench --mode null`. Not with --http, --sasl or --sasl-tls.
@@ -204,6 +208,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     metrics: Option<bool>,
     ui: Option<bool>,
+    workers: Option<usize>,
     #[serde(default)]
     limits: LimitsFile,
     #[serde(default)]
@@ -270,6 +275,8 @@ pub struct Settings {
     pub sessions: String,
     /// `--null-protocol` (benchmarks only: every login succeeds).
     pub null_protocol: bool,
+    /// The runtime's worker threads (`None`: one per CPU).
+    pub workers: Option<usize>,
 }
 
 impl Settings {
@@ -295,6 +302,7 @@ impl Settings {
             cluster_secret_file: None,
             sessions: "memory".into(),
             null_protocol: false,
+            workers: None,
         }
     }
 }
@@ -519,8 +527,13 @@ impl ServeArgs {
                 "--null-protocol is for the TCP front only: not with --http, --sasl or --sasl-tls",
             ));
         }
+        let workers = self.workers.or(file.workers);
+        if workers.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return Err(usage("--workers must be 1..=1024"));
+        }
         Ok(Settings {
             null_protocol: self.null_protocol,
+            workers,
             http,
             http_options,
             sasl,
@@ -680,8 +693,15 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn run(args: ServeArgs) -> Result<()> {
-    let settings = args.settings()?;
+/// The merged settings of `serve` (before the runtime starts: they choose its size).
+///
+/// # Errors
+/// A flag, variable or config value out of range; an unreadable config file.
+pub fn settings(args: ServeArgs) -> Result<Settings> {
+    args.settings()
+}
+
+pub async fn run(settings: Settings) -> Result<()> {
     crate::init_logging("info", settings.json_logs);
     // Finding H1: run out of descriptors later, never silently: raise the soft
     // limit to the hard one and check every cap against what is granted.
@@ -707,6 +727,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         fd_limit,
         max_connections = settings.limits.max_connections,
         modexp = scram_dh::dh::modexp_engine(),
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
         "scram-dh server listening"
     );
     // One signal stops both fronts.

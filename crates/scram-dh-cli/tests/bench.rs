@@ -69,6 +69,11 @@ fn login_mode_with_memory_and_sqlite_stores() {
         assert_eq!(num(&v, &["ok"]), 100.0, "{v}");
         check_figures(&v);
     }
+    // A generator on one thread against a child on one worker (a shared 2-CPU host).
+    let (ok, v) = bench_json(&["--count", "50", "--threads", "1", "--server-workers", "1"]);
+    assert!(ok, "{v}");
+    assert_eq!((num(&v, &["threads"]), num(&v, &["server_workers"])), (1.0, 1.0), "{v}");
+    assert_eq!(num(&v, &["ok"]), 50.0, "{v}");
     // The text report, for people.
     let out = bench(&["--mode", "login-channel", "--count", "20", "--concurrency", "2"]);
     let text = String::from_utf8(out.stdout).unwrap();
@@ -190,6 +195,9 @@ fn null_protocol_and_bench_flags_are_checked() {
         &["--mode", "gateway", "--http", "http://127.0.0.1:9"],
         &["--concurrency", "0"],
         &["--rate", "-1"],
+        &["--threads", "0"],
+        &["--server-workers", "0"],
+        &["--server-workers", "1", "--server", "127.0.0.1:9"],
     ] {
         let out = bench(args);
         assert!(!out.status.success(), "{args:?}");

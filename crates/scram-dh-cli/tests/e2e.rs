@@ -459,6 +459,35 @@ fn config_file_and_environment() {
 }
 
 #[test]
+fn workers_size_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(&cfg, format!("workers = 1\ndb = \"{}\"\n", dir.path().join("w.db").display())).unwrap();
+    for (flag, want) in [(None, 1), (Some("3"), 3)] {
+        let log = dir.path().join("serve.log");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"]).arg(&cfg);
+        if let Some(n) = flag {
+            cmd.args(["--workers", n]);
+        }
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+        common::announced_addr(&mut child);
+        // The runtime's own count of its workers, as the startup line gives it.
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains(&format!(" workers={want}")), "flag {flag:?}: {log}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for bad in ["0", "1025", "many"] {
+        let out =
+            Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0", "--workers", bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--workers {bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("workers"), "--workers {bad}");
+    }
+}
+
+#[test]
 fn load_generator_runs_bounded() {
     let out = Command::new(BIN)
         .args(["bench", "--duration", "1", "--max-ops", "200", "--concurrency", "4"])

@@ -34,6 +34,8 @@ pub struct Spec {
     pub ttl: u64,
     /// Its log level (`RUST_LOG`); its stderr goes to `server.log` in the directory.
     pub log: String,
+    /// Its `--workers` (`None`: its default).
+    pub workers: Option<usize>,
 }
 
 /// The running child.
@@ -98,6 +100,10 @@ impl Spec {
         }
         if self.null {
             a.push("--null-protocol".into());
+        }
+        if let Some(n) = self.workers {
+            a.push("--workers".into());
+            a.push(n.to_string());
         }
         Ok(a)
     }
@@ -186,5 +192,27 @@ mod tests {
         assert!(super::cpu_seconds(me).unwrap() >= 0.0);
         assert!(super::rss_kib(me).unwrap() > 0);
         assert!(super::rss_kib(u32::MAX).is_none());
+    }
+
+    /// `--server-workers` reaches the child's command line, and only when given.
+    #[test]
+    fn workers_reach_the_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = super::Spec {
+            db: "memory".into(),
+            null: false,
+            http: false,
+            upstream: None,
+            concurrency: 4,
+            sessions: 0,
+            peers: 1,
+            ttl: 10,
+            log: "warn".into(),
+            workers: Some(1),
+        };
+        let args = spec.args(dir.path()).unwrap();
+        assert!(args.windows(2).any(|w| w[0] == "--workers" && w[1] == "1"), "{args:?}");
+        spec.workers = None;
+        assert!(!spec.args(dir.path()).unwrap().iter().any(|a| a == "--workers"));
     }
 }

@@ -111,6 +111,26 @@ pub struct BenchArgs {
     /// and shown if it fails to start).
     #[arg(long, default_value = "warn")]
     server_log: String,
+    /// Worker threads of the load generator's own runtime, 1..=1024 [default: one
+    /// per CPU]. On a host it shares with the server, fewer leave the server CPUs.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The child server's `--workers` [default: its own default, one per CPU].
+    #[arg(long, value_name = "N")]
+    server_workers: Option<usize>,
+}
+
+impl BenchArgs {
+    /// `--threads`, checked, for the runtime `main` builds before [`run`].
+    ///
+    /// # Errors
+    /// A usage error outside 1..=1024.
+    pub fn threads(&self) -> Result<Option<usize>> {
+        if self.threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return Err(crate::usage("--threads must be 1..=1024"));
+        }
+        Ok(self.threads)
+    }
 }
 
 /// Which operation number `n` is.
@@ -204,6 +224,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     if !(args.op_timeout.is_finite() && args.op_timeout > 0.0) {
         return Err(crate::usage("--op-timeout must be positive"));
     }
+    if args.server_workers.is_some_and(|n| !(1..=1024).contains(&n)) {
+        return Err(crate::usage("--server-workers must be 1..=1024"));
+    }
     let kinds = plan.kinds();
     let half_open = kinds == [Kind::HalfOpen];
     let mut args = args;
@@ -231,6 +254,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     } else if args.server_pid.is_some() {
         return Err(crate::usage("--server-pid is for an outside --server/--http"));
     }
+    if external && args.server_workers.is_some() {
+        return Err(crate::usage("--server-workers sizes the child server, not --server/--http"));
+    }
     let null = kinds.contains(&Kind::Null);
     if null && kinds.len() > 1 {
         return Err(crate::usage("null runs alone"));
@@ -257,6 +283,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             // Half-open sessions must outlive the run.
             ttl: if half_open { 3600 } else { 10 },
             log: args.server_log.clone(),
+            workers: args.server_workers,
         };
         let s = spec.start(dir.path()).await?;
         let t = (Some(s.tcp.clone()), s.http.clone(), Some(s.fingerprint), Some(s.pid));
@@ -593,6 +620,8 @@ fn render(args: &BenchArgs, run: &Run, before: Probe, after: Probe, half_open: b
             "db": (server == "child").then_some(&args.db),
             "concurrency": args.concurrency,
             "rate": args.rate,
+            "threads": tokio::runtime::Handle::current().metrics().num_workers(),
+            "server_workers": args.server_workers,
             "elapsed_s": secs,
             "ok": run.ok,
             "failed": failed,
