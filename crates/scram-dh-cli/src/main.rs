@@ -155,10 +155,10 @@ fn main() -> ExitCode {
             Err(e) => return fail(&e),
         },
         Command::Bench(a) => match a.threads() {
-            Ok(threads) => (Run::Other(Command::Bench(a)), threads),
+            Ok(threads) => (Run::Other(Box::new(Command::Bench(a))), threads),
             Err(e) => return fail(&e),
         },
-        other => (Run::Other(other), None),
+        other => (Run::Other(Box::new(other)), None),
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = workers {
@@ -174,7 +174,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let command = match command {
             Run::Serve(s) => return serve::run(*s).await,
-            Run::Other(c) => c,
+            Run::Other(c) => *c,
         };
         match command {
             Command::Serve(a) => serve::run(serve::settings(*a)?).await,
@@ -198,7 +198,7 @@ fn main() -> ExitCode {
 /// What `main` runs: `serve` with its settings read, or another command.
 enum Run {
     Serve(Box<serve::Settings>),
-    Other(Command),
+    Other(Box<Command>),
 }
 
 /// Prints the error and gives its exit code.
