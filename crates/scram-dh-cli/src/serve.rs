@@ -102,6 +102,14 @@ pub struct ServeArgs {
     /// Gateway: forward signed HTTP requests outside /v1/ to this http:// URL, with X-Scram-DH-User.
     #[arg(long, env = "SCRAM_DH_UPSTREAM")]
     upstream: Option<String>,
+    /// Gateway: seconds the whole upstream exchange may take (connect, send, read the
+    /// response) before the client gets 504 [default: 30].
+    #[arg(long, env = "SCRAM_DH_UPSTREAM_TIMEOUT")]
+    upstream_timeout: Option<f64>,
+    /// HTTP front: largest signed request body, and largest upstream response the
+    /// gateway buffers to MAC it, bytes [default: 1048576].
+    #[arg(long, env = "SCRAM_DH_HTTP_MAX_BODY")]
+    http_max_body: Option<usize>,
     /// Seconds an HTTP session may go unused [default: 900].
     #[arg(long, env = "SCRAM_DH_HTTP_IDLE_TIMEOUT")]
     http_idle_timeout: Option<f64>,
@@ -195,6 +203,8 @@ struct FileConfig {
     log_format: Option<String>,
     http: Option<String>,
     upstream: Option<String>,
+    upstream_timeout: Option<f64>,
+    http_max_body: Option<usize>,
     http_idle_timeout: Option<f64>,
     http_lifetime: Option<f64>,
     http_max_sessions: Option<usize>,
@@ -455,13 +465,12 @@ impl ServeArgs {
             return Err(usage("--max-sessions must be positive"));
         }
         let mut http_options = HttpOptions::default();
-        let positive = |name: &str, v: Option<f64>, d: Duration| -> Result<Duration> {
-            match v {
-                None => Ok(d),
-                Some(s) if s.is_finite() && s > 0.0 => Ok(Duration::from_secs_f64(s)),
-                Some(_) => Err(usage(format!("{name} must be a positive number of seconds"))),
-            }
-        };
+        let positive = seconds;
+        http_options.upstream_timeout = positive(
+            "upstream_timeout",
+            self.upstream_timeout.or(file.upstream_timeout),
+            http_options.upstream_timeout,
+        )?;
         http_options.idle_timeout = positive(
             "http_idle_timeout",
             self.http_idle_timeout.or(file.http_idle_timeout),
@@ -476,6 +485,8 @@ impl ServeArgs {
                 Some(_) => Err(usage(format!("{name} must be positive"))),
             }
         };
+        http_options.max_body =
+            count("http_max_body", self.http_max_body.or(file.http_max_body), http_options.max_body)?;
         http_options.max_sessions = count(
             "http_max_sessions",
             self.http_max_sessions.or(file.http_max_sessions),

@@ -487,6 +487,38 @@ fn workers_size_the_runtime() {
     }
 }
 
+/// Out-of-range HTTP settings are usage errors that name the setting, never a panic
+/// (a duration of 1e30 seconds used to overflow `Duration`).
+#[test]
+fn http_settings_out_of_range_are_usage_errors() {
+    for (flag, value, name) in [
+        ("--http-idle-timeout", "1e30", "http_idle_timeout"),
+        ("--http-lifetime", "0", "http_lifetime"),
+        ("--upstream-timeout", "0", "upstream_timeout"),
+        ("--upstream-timeout", "inf", "upstream_timeout"),
+        ("--http-max-body", "0", "http_max_body"),
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--db",
+                "memory",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                flag,
+                value,
+            ])
+            .env_remove("SCRAM_DH_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(name) && !stderr.contains("panicked"), "{flag} {value}: {stderr}");
+    }
+}
+
 #[test]
 fn load_generator_runs_bounded() {
     let out = Command::new(BIN)

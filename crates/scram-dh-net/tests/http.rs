@@ -452,6 +452,99 @@ async fn gateway_names_the_user_only_for_signed_requests() {
     assert_eq!(*seen.lock().unwrap(), vec![Some("ida".to_owned())]);
 }
 
+/// An upstream for the gateway: `/slow` answers after 2 s, `/big` with 200 bytes,
+/// `/echo` with the request's body, method, headers seen and the client port (the
+/// gateway's pooled connection).
+async fn test_upstream() -> String {
+    use axum::extract::ConnectInfo;
+    use axum::http::HeaderMap;
+    let app = axum::Router::new()
+        .route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                "late"
+            }),
+        )
+        .route("/big", axum::routing::get(|| async { "x".repeat(200) }))
+        .route(
+            "/echo",
+            axum::routing::post(
+                |ConnectInfo(from): ConnectInfo<SocketAddr>, headers: HeaderMap, body: String| async move {
+                    let seen = |h: &str| headers.contains_key(h);
+                    let reply = format!(
+                        "{body}|x-hop={} keep={} port={}",
+                        seen("x-hop"),
+                        seen("x-keep"),
+                        from.port()
+                    );
+                    // A hop-by-hop header the gateway must not pass back, and one it must.
+                    ([("connection", "x-hop-back"), ("x-hop-back", "1"), ("x-kept", "1")], reply)
+                },
+            ),
+        );
+    let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", up.local_addr().unwrap());
+    tokio::spawn(
+        async move { axum::serve(up, app.into_make_service_with_connect_info::<SocketAddr>()).await },
+    );
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_forwards_bodies_strips_hops_and_bounds_the_upstream() {
+    let upstream = Some(test_upstream().await);
+    let opts = HttpOptions {
+        upstream,
+        upstream_timeout: Duration::from_millis(500),
+        max_body: 100,
+        ..HttpOptions::default()
+    };
+    let srv = start(Limits::default(), opts).await;
+    let c = client_from(1);
+    let cred = http_register(&srv, &c, "gus", true).await;
+    let s = http_login(&srv, &c, "gus", cred.secret()).await;
+    // A signed POST's body reaches the upstream; hop-by-hop headers go neither way,
+    // and every forward reuses one kept-alive connection to the upstream.
+    let mut ports = Vec::new();
+    for _ in 0..4 {
+        let seq = s.next();
+        let auth = s.sign(seq, "POST", "/echo", b"hello");
+        let extra = [("connection", "x-hop"), ("x-hop", "1"), ("x-keep", "1")];
+        let r = s.raw(&c, &srv.http, "POST", "/echo", b"hello", &auth, &extra).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let mac = r.headers.get(RESPONSE_MAC_HEADER).unwrap().to_str().unwrap();
+        assert!(mac_matches(&response_mac(&s.keys.s2c, 200, seq, &r.body), mac));
+        let body = String::from_utf8(r.body.clone()).unwrap();
+        let (head, port) = body.rsplit_once(" port=").unwrap();
+        assert_eq!(head, "hello|x-hop=false keep=true", "{body}");
+        ports.push(port.to_owned());
+        assert!(!r.headers.contains_key("x-hop-back") && r.headers.contains_key("x-kept"), "{:?}", r.headers);
+    }
+    ports.dedup();
+    assert_eq!(ports.len(), 1, "one pooled upstream connection: {ports:?}");
+    // An upstream slower than the timeout: 504, MAC'd like any accepted request.
+    let started = std::time::Instant::now();
+    let (_, r) = s.call(&c, &srv.http, "GET", "/slow", b"").await;
+    assert_eq!((r.status, r.code().as_str()), (504, "server_error"));
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    // A response over max_body is not buffered whole: 502.
+    let (_, r) = s.call(&c, &srv.http, "GET", "/big", b"").await;
+    assert_eq!((r.status, r.code().as_str()), (502, "server_error"));
+    assert!(String::from_utf8_lossy(&r.body).contains("too large"));
+    // No upstream listening: 502.
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone_url = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let srv2 =
+        start(Limits::default(), HttpOptions { upstream: Some(gone_url), ..HttpOptions::default() }).await;
+    let cred = http_register(&srv2, &c, "hub", true).await;
+    let s2 = http_login(&srv2, &c, "hub", cred.secret()).await;
+    let (_, r) = s2.call(&c, &srv2.http, "GET", "/app", b"").await;
+    assert_eq!((r.status, r.code().as_str()), (502, "server_error"));
+    assert!(String::from_utf8_lossy(&r.body).contains("unavailable"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_caps_dh_rate_limit_and_closed_registration() {
     let opts = HttpOptions { max_sessions_per_user: 1, ..HttpOptions::default() };
