@@ -321,6 +321,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The absorbed key gives what the `hmac` crate gives from scratch, for
+        /// random keys of every length class (short, block-sized, hashed-down long
+        /// keys) and messages split anywhere.
+        #[test]
+        fn keyed_hmac_matches_hmac_crate(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            msg in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 0usize..600,
+        ) {
+            let cut = cut.min(msg.len());
+            let mut want = HmacSha256::new_from_slice(&key).unwrap();
+            want.update(&msg);
+            let want: [u8; 32] = want.finalize().into_bytes().into();
+            let k = HmacKey::new(&key);
+            proptest::prop_assert_eq!(k.mac(&[&msg]), want);
+            proptest::prop_assert_eq!(k.mac(&[&msg[..cut], &msg[cut..]]), want);
+            // The state is reusable: a second MAC under the same key is the same.
+            proptest::prop_assert_eq!(k.clone().mac(&[&msg]), want);
+        }
+    }
+
     #[test]
     fn nonce_layout() {
         assert_eq!(aead_nonce(0x0102), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2]);

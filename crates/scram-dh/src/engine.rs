@@ -18,7 +18,9 @@ use rand_core::CryptoRng;
 
 use crate::auth::server::{AuthRequest, Authenticated, PendingAuth};
 use crate::config::ServerConfig;
-use crate::crypto::{TAG_LEN, XNONCE_LEN, open_random, open_random_owned, seal_random, seal_random_into};
+use crate::crypto::{
+    HmacKey, TAG_LEN, XNONCE_LEN, open_random, open_random_owned, seal_random, seal_random_into,
+};
 use crate::error::{Error, Result};
 use crate::message::{ClientMessage, ServerMessage};
 use crate::mock::MockProfile;
@@ -103,6 +105,9 @@ pub struct ServerEngine<C, S> {
     credentials: C,
     sessions: S,
     mock_profile: RwLock<MockProfile>,
+    /// `config.mock_secret` absorbed once (the config cannot change after `new`):
+    /// every A1, known user or not, skips that key setup alike.
+    mock_key: HmacKey,
 }
 
 impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
@@ -115,7 +120,8 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     /// [`Error::ServerError`] when the settings are invalid.
     pub fn new(config: ServerConfig, credentials: C, sessions: S) -> Result<Self> {
         config.validate()?;
-        Ok(Self { config, credentials, sessions, mock_profile: RwLock::new(MockProfile::new()) })
+        let mock_key = HmacKey::new(&config.mock_secret);
+        Ok(Self { config, credentials, sessions, mock_profile: RwLock::new(MockProfile::new()), mock_key })
     }
 
     /// [`new`](Self::new), then [`refresh_mock_profile`](Self::refresh_mock_profile).
@@ -341,7 +347,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         let record = self.credentials.read(req.username()).await?;
         let (reply, pending) = {
             let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
-            req.continue_with(record, rng, &self.config, &profile)?
+            req.continue_with_key(record, rng, &self.config, &profile, &self.mock_key)?
         };
         self.store_session(&key, peer, pending.to_bytes(), now_ms, rng).await?;
         Ok(ServerMessage::AuthPairing(reply))
@@ -430,7 +436,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
             .await
             .map_err(|e| SaslFailure::new(e.into(), Some(username.clone())))?;
         let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
-        request.continue_with(record, rng, &self.config, &profile)
+        request.continue_with_key(record, rng, &self.config, &profile, &self.mock_key)
     }
 
     /// HTTP (RFC 7804): seals `pending` into the session store (phase

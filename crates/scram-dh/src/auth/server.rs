@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::{ChannelBinding, auth_message, session_keys};
 use crate::codec::{Reader, Writer};
 use crate::config::ServerConfig;
-use crate::crypto::{hmac, hmac_secret, sha256, xor32};
+use crate::crypto::{HmacKey, hmac, hmac_secret, sha256, xor32};
 use crate::dh::{Group, PublicKey, SharedSecret};
 use crate::error::{Error, Result};
 use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64};
@@ -75,11 +75,25 @@ impl AuthRequest {
         config: &ServerConfig,
         profile: &MockProfile,
     ) -> Result<(AuthPairingReply, PendingAuth)> {
+        self.continue_with_key(record, rng, config, profile, &HmacKey::new(&config.mock_secret))
+    }
+
+    /// [`continue_with`](Self::continue_with) with `config.mock_secret` already
+    /// absorbed into `mock_key` (the engine keeps one). Known and unknown users
+    /// alike compute the mock under it.
+    pub(crate) fn continue_with_key<R: CryptoRng + ?Sized>(
+        self,
+        record: Option<Record>,
+        rng: &mut R,
+        config: &ServerConfig,
+        profile: &MockProfile,
+        mock_key: &HmacKey,
+    ) -> Result<(AuthPairingReply, PendingAuth)> {
         // The mock, always: an HMAC-derived shape and salt (the same every time for a
         // given unknown name, unlinkable across servers) and random filler keys.
         let mut filler = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(filler.as_mut());
-        let mock = profile.mock_record(&config.mock_secret, &self.username, config.ic, &filler);
+        let mock = profile.mock_record_with_key(mock_key, &self.username, config.ic, &filler);
         let known = record.is_some();
         // Keep one record and drop the other (the mock, for a known user).
         let record = record.unwrap_or(mock);
