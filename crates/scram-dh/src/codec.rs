@@ -24,6 +24,7 @@ impl Writer {
         self.0.extend_from_slice(&x.to_be_bytes());
         self
     }
+    #[cfg(test)]
     pub(crate) fn u64(mut self, x: u64) -> Self {
         self.0.extend_from_slice(&x.to_be_bytes());
         self

@@ -179,14 +179,38 @@ pub fn seal_random_into<R: rand_core::CryptoRng + ?Sized>(
     plaintext: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    use zeroize::Zeroize as _;
     let start = out.len();
     out.reserve_exact(XNONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&[0u8; XNONCE_LEN]);
+    out.extend_from_slice(plaintext);
+    seal_random_in_place(key, rng, aad, out, start)
+}
+
+/// [`seal_random_into`] for a plaintext already in `out`: `out[start..start + 24]`
+/// is room for the nonce (its bytes are overwritten) and the plaintext is
+/// `out[start + 24..]`. They become `nonce || ciphertext || tag` in place, so a
+/// caller that writes its plaintext straight into a buffer it has reserved
+/// (`TAG_LEN` bytes of room left at the end) leaves no copy of it anywhere. On
+/// failure `out` is wiped back to `start`.
+///
+/// # Errors
+/// [`Error::ServerError`] if `out` is shorter than `start + 24` or the AEAD
+/// refuses (an invariant, as for [`seal`]).
+pub fn seal_random_in_place<R: rand_core::CryptoRng + ?Sized>(
+    key: &[u8; 32],
+    rng: &mut R,
+    aad: &[u8],
+    out: &mut Vec<u8>,
+    start: usize,
+) -> Result<()> {
+    use zeroize::Zeroize as _;
+    let body = start.saturating_add(XNONCE_LEN);
+    if out.len() < body {
+        return Err(Error::ServerError("no room for the AEAD nonce".into()));
+    }
     let mut nonce = [0u8; XNONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    out.extend_from_slice(&nonce);
-    let body = out.len();
-    out.extend_from_slice(plaintext);
+    out[start..body].copy_from_slice(&nonce);
     let key: &Key = key.into();
     let sealed = XChaCha20Poly1305::new(key).encrypt_inout_detached(
         &XNonce::from(nonce),
@@ -306,6 +330,17 @@ mod tests {
         assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 5).is_none(), "misaligned");
         assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 7).is_none(), "misaligned");
         assert!(open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 100).is_none(), "past end");
+        // In place: the same layout as a copy-in seal, opened by the same function.
+        let mut buf = b"hdr".to_vec();
+        buf.extend_from_slice(&[0xee; XNONCE_LEN]);
+        buf.extend_from_slice(b"state");
+        seal_random_in_place(&key, &mut rng, b"k1", &mut buf, 3).unwrap();
+        assert_eq!((&buf[..3], buf.len()), (&b"hdr"[..], 3 + a.len()));
+        assert_ne!(&buf[3..3 + XNONCE_LEN], &[0xee; XNONCE_LEN], "a fresh nonce");
+        let opened = open_random_owned(&key, b"k1", Zeroizing::new(buf.clone()), 3).unwrap();
+        assert_eq!(opened.as_slice(), b"state");
+        let mut short = vec![0u8; XNONCE_LEN + 2];
+        assert!(seal_random_in_place(&key, &mut rng, b"k1", &mut short, 3).is_err(), "no room for the nonce");
         let empty = seal_random(&key, &mut rng, b"", b"").unwrap();
         assert_eq!(open_random(&key, b"", &empty).unwrap().len(), 0);
     }
@@ -318,6 +353,28 @@ mod tests {
             for parts in [&[][..], &[&b"abc"[..]][..], &[&b"ab"[..], &b""[..], &[7u8; 100][..]][..]] {
                 assert_eq!(k.mac(parts), hmac(&key, parts));
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The absorbed key gives what the `hmac` crate gives from scratch, for
+        /// random keys of every length class (short, block-sized, hashed-down long
+        /// keys) and messages split anywhere.
+        #[test]
+        fn keyed_hmac_matches_hmac_crate(
+            key in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            msg in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cut in 0usize..600,
+        ) {
+            let cut = cut.min(msg.len());
+            let mut want = HmacSha256::new_from_slice(&key).unwrap();
+            want.update(&msg);
+            let want: [u8; 32] = want.finalize().into_bytes().into();
+            let k = HmacKey::new(&key);
+            proptest::prop_assert_eq!(k.mac(&[&msg]), want);
+            proptest::prop_assert_eq!(k.mac(&[&msg[..cut], &msg[cut..]]), want);
+            // The state is reusable: a second MAC under the same key is the same.
+            proptest::prop_assert_eq!(k.clone().mac(&[&msg]), want);
         }
     }
 

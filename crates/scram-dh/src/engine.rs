@@ -18,7 +18,9 @@ use rand_core::CryptoRng;
 
 use crate::auth::server::{AuthRequest, Authenticated, PendingAuth};
 use crate::config::ServerConfig;
-use crate::crypto::{TAG_LEN, XNONCE_LEN, open_random, open_random_owned, seal_random, seal_random_into};
+use crate::crypto::{
+    HmacKey, TAG_LEN, XNONCE_LEN, open_random, open_random_owned, seal_random, seal_random_in_place,
+};
 use crate::error::{Error, Result};
 use crate::message::{ClientMessage, ServerMessage};
 use crate::mock::MockProfile;
@@ -103,6 +105,9 @@ pub struct ServerEngine<C, S> {
     credentials: C,
     sessions: S,
     mock_profile: RwLock<MockProfile>,
+    /// `config.mock_secret` absorbed once (the config cannot change after `new`):
+    /// every A1, known user or not, skips that key setup alike.
+    mock_key: HmacKey,
 }
 
 impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
@@ -115,7 +120,8 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     /// [`Error::ServerError`] when the settings are invalid.
     pub fn new(config: ServerConfig, credentials: C, sessions: S) -> Result<Self> {
         config.validate()?;
-        Ok(Self { config, credentials, sessions, mock_profile: RwLock::new(MockProfile::new()) })
+        let mock_key = HmacKey::new(&config.mock_secret);
+        Ok(Self { config, credentials, sessions, mock_profile: RwLock::new(MockProfile::new()), mock_key })
     }
 
     /// [`new`](Self::new), then [`refresh_mock_profile`](Self::refresh_mock_profile).
@@ -245,14 +251,34 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         now_ms: u64,
         rng: &mut R,
     ) -> Result<()> {
+        let len = state.len();
+        self.store_session_with(key, peer, len, |out| out.extend_from_slice(&state), now_ms, rng).await
+    }
+
+    /// [`store_session`](Self::store_session) for a state that `write` appends,
+    /// `len` bytes exactly, straight into the buffer that is then sealed in place
+    /// (no separate plaintext buffer to fill, copy and wipe).
+    async fn store_session_with<R: CryptoRng + Send + ?Sized>(
+        &self,
+        key: &SessionKey,
+        peer: &str,
+        len: usize,
+        write: impl FnOnce(&mut Vec<u8>),
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<()> {
         let expires_ms = now_ms.saturating_add(self.config.session_ttl_ms);
         let (aad, aad_len) = session_aad(key, expires_ms);
         // The expiry travels in the clear beside the seal and is bound into it, so
         // whoever can write the store cannot revive a session past its TTL.
-        let mut blob = SecretBytes::new(Vec::with_capacity(8 + XNONCE_LEN + state.len() + TAG_LEN));
+        let mut blob = SecretBytes::new(Vec::with_capacity(8 + XNONCE_LEN + len + TAG_LEN));
         blob.extend_from_slice(&expires_ms.to_be_bytes());
-        seal_random_into(self.config.session_seal_key.expose(), rng, &aad[..aad_len], &state, &mut blob)?;
-        drop(state);
+        blob.extend_from_slice(&[0u8; XNONCE_LEN]);
+        write(&mut blob);
+        // The room was reserved up front: the plaintext was never moved (and so left
+        // behind in a freed allocation).
+        debug_assert_eq!(blob.len(), 8 + XNONCE_LEN + len);
+        seal_random_in_place(self.config.session_seal_key.expose(), rng, &aad[..aad_len], &mut blob, 8)?;
         insert_result(self.sessions.insert(key, peer, blob, now_ms, self.config.session_ttl_ms).await?)
     }
 
@@ -335,15 +361,31 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
         account: &mut Option<String>,
     ) -> Result<ServerMessage> {
         let req = AuthRequest::parse(msg, &self.config)?;
-        *account = Some(req.username().to_owned());
+        let result = self.auth_pairing_parsed(req, peer, now_ms, rng).await;
+        if result.is_err() {
+            // The name parsed (it is the normalised `req.username()`): the failure
+            // concerns that account. Named only on failure, the one time it is read.
+            *account = Some(msg.username.clone());
+        }
+        result
+    }
+
+    async fn auth_pairing_parsed<R: CryptoRng + Send + ?Sized>(
+        &self,
+        req: AuthRequest,
+        peer: &str,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<ServerMessage> {
         let key = req.session_key();
         self.probe_session(&key, peer, now_ms).await?;
         let record = self.credentials.read(req.username()).await?;
         let (reply, pending) = {
             let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
-            req.continue_with(record, rng, &self.config, &profile)?
+            req.continue_with_key(record, rng, &self.config, &profile, &self.mock_key)?
         };
-        self.store_session(&key, peer, pending.to_bytes(), now_ms, rng).await?;
+        let len = pending.encoded_len();
+        self.store_session_with(&key, peer, len, |out| pending.write_into(out), now_ms, rng).await?;
         Ok(ServerMessage::AuthPairing(reply))
     }
 
@@ -355,9 +397,13 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
     ) -> Result<Outcome> {
         let state = self.take_session(Phase::Authentication, &msg.nonce, now_ms).await?;
         let pending = PendingAuth::from_bytes(&state)?;
-        *account = Some(pending.username().to_owned());
-        let (proof, auth) = pending.receive_proof(msg)?;
-        Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth })
+        match pending.receive_proof_naming(msg) {
+            Ok((proof, auth)) => Ok(Outcome::Authenticated { reply: ServerMessage::AuthProof(proof), auth }),
+            Err((error, username)) => {
+                *account = Some(username);
+                Err(error)
+            }
+        }
     }
 
     /// Standard SCRAM (RFC 5802): parses and checks the client-first-message,
@@ -430,7 +476,7 @@ impl<C: CredentialStore, S: SessionStore> ServerEngine<C, S> {
             .await
             .map_err(|e| SaslFailure::new(e.into(), Some(username.clone())))?;
         let profile = self.mock_profile.read().unwrap_or_else(PoisonError::into_inner);
-        request.continue_with(record, rng, &self.config, &profile)
+        request.continue_with_key(record, rng, &self.config, &profile, &self.mock_key)
     }
 
     /// HTTP (RFC 7804): seals `pending` into the session store (phase

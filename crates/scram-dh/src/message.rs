@@ -233,9 +233,15 @@ pub enum ServerMessage {
     Error(ErrorMessage),
 }
 
-fn parse_json<'a, T: Deserialize<'a> + TypeFirst<'a>>(text: &'a str) -> Result<T> {
+fn parse_json<'a, T: Deserialize<'a> + TypeFirst<'a> + Canonical>(text: &'a str) -> Result<T> {
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(Error::invalid("message exceeds 16 KiB"));
+    }
+    // The authentication messages exactly as our own writer prints them (no
+    // whitespace, fields in SPEC order, no escapes) are read by a plain scan;
+    // everything else, valid or not, goes on to serde below.
+    if let Some(msg) = T::canonical(text) {
+        return Ok(msg);
     }
     // Messages put `"type"` first (ours always do): read the tag, then the fields
     // straight into the variant's struct, instead of serde's internally tagged path,
@@ -250,6 +256,131 @@ fn parse_json<'a, T: Deserialize<'a> + TypeFirst<'a>>(text: &'a str) -> Result<T
         // beyond what the peer itself sent; keep it short.
         Error::InvalidMessage(truncate_chars(&e.to_string(), 200).to_owned())
     })
+}
+
+/// A message enum whose hottest variants (A1..A4) can be read without serde when
+/// the text is exactly what [`JsonWriter`] writes for them. `None` declines: the
+/// text may still be valid (whitespace, another field order, escapes, another
+/// variant) or not, and the serde paths then decide. Whatever this accepts, the
+/// derived parser accepts with the same value (the tests hold it to that).
+trait Canonical: Sized {
+    fn canonical(text: &str) -> Option<Self>;
+}
+
+/// A cursor over canonical message text.
+struct Canon<'a>(&'a str);
+
+impl<'a> Canon<'a> {
+    /// Consumes exactly `lit`.
+    fn lit(&mut self, lit: &str) -> Option<()> {
+        self.0 = self.0.strip_prefix(lit)?;
+        Some(())
+    }
+
+    /// Consumes `lit` if it comes next.
+    fn maybe(&mut self, lit: &str) -> bool {
+        self.lit(lit).is_some()
+    }
+
+    /// A JSON string without escapes or control characters (the only strings that
+    /// stand for their own bytes); `None` for any other string or token.
+    fn str(&mut self) -> Option<&'a str> {
+        let body = self.0.strip_prefix('"')?;
+        let bytes = body.as_bytes();
+        let special = |b: u8| (b == b'"') | (b == b'\\') | (b < 0x20);
+        // Sixteen bytes at a time, without a branch inside a block (it vectorises),
+        // past the plain part; then byte by byte to the first special one.
+        let mut from = 0;
+        for block in bytes.chunks_exact(16) {
+            if block.iter().fold(false, |any, &b| any | special(b)) {
+                break;
+            }
+            from += 16;
+        }
+        let end = from + bytes[from..].iter().position(|&b| special(b))?;
+        // The byte at `end` is ASCII, so both cuts are on character boundaries.
+        let (value, rest) = body.split_at(end);
+        self.0 = rest.strip_prefix('"')?;
+        Some(value)
+    }
+
+    /// A string holding padded standard base64, decoded as the serde path does.
+    fn b64(&mut self) -> Option<Base64> {
+        STANDARD.decode(self.str()?).ok().map(Base64)
+    }
+
+    /// A JSON integer that fits a u32, in canonical form (no sign, fraction,
+    /// exponent or leading zero: serde_json refuses leading zeros and treats the
+    /// other forms as another type).
+    fn u32(&mut self) -> Option<u32> {
+        let digits = self.0.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 10 || (digits > 1 && self.0.starts_with('0')) {
+            return None;
+        }
+        let (number, rest) = self.0.split_at(digits);
+        if rest.starts_with(['.', 'e', 'E']) {
+            return None;
+        }
+        let value = number.parse().ok()?;
+        self.0 = rest;
+        Some(value)
+    }
+
+    /// The closing brace, and nothing after it.
+    fn end(self) -> Option<()> {
+        (self.0 == "}").then_some(())
+    }
+}
+
+impl Canonical for ClientMessage {
+    fn canonical(text: &str) -> Option<Self> {
+        let mut c = Canon(text);
+        if c.maybe(r#"{"type":"auth_pairing","username":"#) {
+            let username = c.str()?.to_owned();
+            c.lit(r#","client_nonce":"#)?;
+            let client_nonce = c.str()?.to_owned();
+            let (group, public_key) = if c.maybe(r#","group":"#) {
+                let group = c.str()?.to_owned();
+                c.lit(r#","public_key":"#)?;
+                (Some(group), Some(c.b64()?))
+            } else {
+                (None, None)
+            };
+            c.end()?;
+            Some(Self::AuthPairing(AuthPairing { username, client_nonce, group, public_key }))
+        } else if c.maybe(r#"{"type":"auth_client_proof_generation","client_proof":"#) {
+            let client_proof = c.b64()?;
+            c.lit(r#","nonce":"#)?;
+            let nonce = c.str()?.to_owned();
+            c.end()?;
+            Some(Self::AuthClientProofGeneration(AuthClientProof { client_proof, nonce }))
+        } else {
+            None
+        }
+    }
+}
+
+impl Canonical for ServerMessage {
+    fn canonical(text: &str) -> Option<Self> {
+        let mut c = Canon(text);
+        if c.maybe(r#"{"type":"auth_pairing","salt":"#) {
+            let salt = c.b64()?;
+            c.lit(r#","ic":"#)?;
+            let ic = c.u32()?;
+            c.lit(r#","nonce":"#)?;
+            let nonce = c.str()?.to_owned();
+            let public_key = if c.maybe(r#","public_key":"#) { Some(c.b64()?) } else { None };
+            c.end()?;
+            Some(Self::AuthPairing(AuthPairingReply { salt, ic, nonce, public_key }))
+        } else if c.maybe(r#"{"type":"auth_proof","server_signature":"#) {
+            let server_signature = c.b64()?;
+            let session_id = if c.maybe(r#","session_id":"#) { Some(c.str()?.to_owned()) } else { None };
+            c.end()?;
+            Some(Self::AuthProof(AuthProof { server_signature, session_id }))
+        } else {
+            None
+        }
+    }
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -344,8 +475,11 @@ type_first!(ServerMessage {
 struct JsonWriter(String);
 
 impl JsonWriter {
+    /// `capacity` covers the fields; the `{"type":"…"` head and the closing brace
+    /// are added here (the A3 estimate once left out the 28-byte type name, and
+    /// every A3 text was reallocated once).
     fn new(type_name: &str, capacity: usize) -> Self {
-        let mut out = String::with_capacity(capacity + 16);
+        let mut out = String::with_capacity(capacity + 16 + type_name.len());
         out.push_str(r#"{"type":""#);
         out.push_str(type_name);
         out.push('"');
@@ -773,6 +907,36 @@ mod tests {
         }
     }
 
+    /// The capacity estimates hold for the usual A1..A4 (64-hex nonces, 32-byte
+    /// values): each text is written into its first allocation.
+    #[test]
+    fn usual_auth_messages_fit_their_estimate() {
+        let nonce = format!("{}-{}", "a".repeat(64), "b".repeat(64));
+        let b = |n: usize| Base64(vec![7; n]);
+        let texts = [
+            ClientMessage::AuthPairing(AuthPairing {
+                username: "alice".into(),
+                client_nonce: "a".repeat(64),
+                group: None,
+                public_key: None,
+            })
+            .to_json(),
+            ClientMessage::AuthClientProofGeneration(AuthClientProof {
+                client_proof: b(32),
+                nonce: nonce.clone(),
+            })
+            .to_json(),
+            ServerMessage::AuthPairing(AuthPairingReply { salt: b(32), ic: 4096, nonce, public_key: None })
+                .to_json(),
+            ServerMessage::AuthProof(AuthProof { server_signature: b(32), session_id: None }).to_json(),
+        ];
+        for t in &texts {
+            // The estimates leave under 150 bytes of slack; a String that outgrew its
+            // estimate would have doubled it (the A3 text had 474 for 241 bytes).
+            assert!(t.capacity() <= t.len() + 150, "{} of {}: {t}", t.capacity(), t.len());
+        }
+    }
+
     #[test]
     fn hand_written_json_is_serde_json_byte_for_byte() {
         let (client, server) = sample_messages();
@@ -819,6 +983,93 @@ mod tests {
         // The fast path may decline (the derived path then answers), never disagree.
         assert!(fast.is_none() || fast == derived, "{text}: {fast:?} vs {derived:?}");
         fast.is_some()
+    }
+
+    fn agree_canonical<'a, T>(text: &'a str) -> bool
+    where
+        T: Deserialize<'a> + Canonical + PartialEq + fmt::Debug,
+    {
+        let fast = T::canonical(text);
+        let derived = serde_json::from_str::<T>(text).ok();
+        // The scan may decline (serde then answers), never disagree.
+        assert!(fast.is_none() || fast == derived, "{text}: {fast:?} vs {derived:?}");
+        fast.is_some()
+    }
+
+    /// Our own A1..A4 without escapes take the scan; every mutation of any
+    /// message is declined or read exactly as the derived parser reads it.
+    #[test]
+    fn canonical_scan_agrees_with_the_derived_parser() {
+        let (client, server) = sample_messages();
+        let mut taken = 0;
+        for m in &client {
+            let text = m.to_json();
+            // An A1 with only one of group and public_key is left to serde (and refused
+            // later by the server step).
+            let hot = match m {
+                ClientMessage::AuthPairing(a) => a.group.is_some() == a.public_key.is_some(),
+                ClientMessage::AuthClientProofGeneration(_) => true,
+                _ => false,
+            };
+            let unescaped = hot && !text.contains('\\');
+            assert_eq!(agree_canonical::<ClientMessage>(&text), unescaped, "{text}");
+            taken += usize::from(unescaped);
+            for t in mutations(&text) {
+                agree_canonical::<ClientMessage>(&t);
+                agree_canonical::<ServerMessage>(&t);
+            }
+        }
+        for m in &server {
+            let text = m.to_json();
+            let hot = matches!(m, ServerMessage::AuthPairing(_) | ServerMessage::AuthProof(_));
+            let unescaped = hot && !text.contains('\\');
+            assert_eq!(agree_canonical::<ServerMessage>(&text), unescaped, "{text}");
+            taken += usize::from(unescaped);
+            for t in mutations(&text) {
+                agree_canonical::<ClientMessage>(&t);
+                agree_canonical::<ServerMessage>(&t);
+            }
+        }
+        assert!(taken >= 30, "{taken}");
+        // Numbers the scan must leave to serde (which refuses them or reads them as
+        // another type), and strings it must leave because they hold escapes.
+        for ic in ["04096", "4096.0", "4096e0", "4096E0", "-1", "4294967296", "99999999999", "", "\"4096\""] {
+            let t = format!(r#"{{"type":"auth_pairing","salt":"AAEC","ic":{ic},"nonce":"n"}}"#);
+            assert!(!agree_canonical::<ServerMessage>(&t), "{t}");
+        }
+        for ic in ["0", "4096", "4294967295"] {
+            let t = format!(r#"{{"type":"auth_pairing","salt":"AAEC","ic":{ic},"nonce":"n"}}"#);
+            assert!(agree_canonical::<ServerMessage>(&t), "{t}");
+        }
+        let escaped = r#"{"type":"auth_client_proof_generation","client_proof":"AAEC","nonce":"a\u0062"}"#;
+        assert!(!agree_canonical::<ClientMessage>(escaped));
+        assert!(ClientMessage::from_json(escaped).unwrap().to_json().contains(r#""nonce":"ab""#));
+        // Only one of group and public_key, or null: serde's answer, not the scan's.
+        for tail in
+            [r#","group":"x25519"}"#, r#","public_key":"AAEC"}"#, r#","group":null,"public_key":"AAEC"}"#]
+        {
+            let t = format!(r#"{{"type":"auth_pairing","username":"u","client_nonce":"n"{tail}"#);
+            assert!(!agree_canonical::<ClientMessage>(&t), "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text at all: the scan declines or agrees with the derived parser.
+        #[test]
+        fn canonical_scan_never_disagrees(
+            fields in proptest::collection::vec("[a-z_\":,{}0-9A-Za-z+/=\\ .-]{0,12}", 0..8),
+            prefix in 0usize..4,
+        ) {
+            let heads = [
+                r#"{"type":"auth_pairing","username":"#,
+                r#"{"type":"auth_client_proof_generation","client_proof":"#,
+                r#"{"type":"auth_pairing","salt":"#,
+                r#"{"type":"auth_proof","server_signature":"#,
+            ];
+            let text = format!("{}{}", heads[prefix], fields.concat());
+            agree_canonical::<ClientMessage>(&text);
+            agree_canonical::<ServerMessage>(&text);
+        }
     }
 
     #[test]

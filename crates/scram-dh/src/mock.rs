@@ -129,15 +129,27 @@ impl MockProfile {
         filler: &[u8; 64],
     ) -> Record {
         // One key setup for the three HMACs under the mock secret.
-        let mock_key = HmacKey::new(mock_secret);
-        let shape = self.shape_for_key(&mock_key, username, default_ic);
+        self.mock_record_with_key(&HmacKey::new(mock_secret), username, default_ic, filler)
+    }
+
+    /// [`mock_record`](Self::mock_record) under the mock secret's absorbed HMAC key
+    /// (`HmacKey::new(mock_secret)`), which the engine builds once: the same record,
+    /// without the two compressions of the key setup per login.
+    pub(crate) fn mock_record_with_key(
+        &self,
+        mock_key: &HmacKey,
+        username: &str,
+        default_ic: u32,
+        filler: &[u8; 64],
+    ) -> Record {
+        let shape = self.shape_for_key(mock_key, username, default_ic);
         let mut stored = [0u8; 32];
         let mut server = [0u8; 32];
         stored.copy_from_slice(&filler[..32]);
         server.copy_from_slice(&filler[32..]);
         let record = Record {
             username: username.to_owned(),
-            salt: Self::salt_for_key(&mock_key, username, shape.salt_len),
+            salt: Self::salt_for_key(mock_key, username, shape.salt_len),
             ic: shape.ic,
             stored_key: StoredKey::from_bytes(stored),
             server_key: ServerKey::from_bytes(server),
@@ -174,6 +186,26 @@ mod tests {
         assert_ne!(MockProfile::salt_for(&[1; 32], "bob", 64), a);
         assert_ne!(MockProfile::salt_for(&[2; 32], "alice", 64), a);
         assert_ne!(a[..32], a[32..]);
+    }
+
+    /// The engine's precomputed key gives exactly the record the secret gives.
+    #[test]
+    fn precomputed_key_gives_the_same_mock() {
+        let mut counts = BTreeMap::new();
+        counts.insert(shape(4096, 32), 3);
+        counts.insert(shape(8192, 16), 2);
+        counts.insert(shape(10_000, 64), 1);
+        let p = MockProfile::from_shapes(&counts);
+        for (i, secret) in [[1u8; 32], [0xa5; 32], [0; 32]].iter().enumerate() {
+            let key = HmacKey::new(secret);
+            let filler = [u8::try_from(i).unwrap(); 64];
+            for name in ["alice", "bob", "", "\u{e9}l\u{e8}ve", "a,b=c"] {
+                let a = p.mock_record(secret, name, 4096, &filler);
+                let b = p.mock_record_with_key(&key, name, 4096, &filler);
+                assert_eq!(a, b, "{name}");
+                assert_eq!(a.salt, MockProfile::salt_for(secret, name, a.salt.len()));
+            }
+        }
     }
 
     #[test]

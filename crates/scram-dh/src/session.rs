@@ -4,7 +4,7 @@
 use core::fmt;
 use core::future::Future;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::nonce::Nonce;
 use crate::record::StoreError;
@@ -119,7 +119,8 @@ struct Entry {
     value: SecretBytes,
     expires_ms: u64,
     seq: u64,
-    peer: String,
+    /// The same allocation as this peer's key in `per_peer`.
+    peer: Arc<str>,
 }
 
 #[derive(Default)]
@@ -127,7 +128,7 @@ struct Inner {
     map: HashMap<SessionKey, Entry>,
     // Expiry index: (expires, insertion sequence) -> key. Removal is O(log n); no scans.
     by_expiry: BTreeMap<(u64, u64), SessionKey>,
-    per_peer: HashMap<String, usize>,
+    per_peer: HashMap<Arc<str>, usize>,
     seq: u64,
 }
 
@@ -246,8 +247,14 @@ impl SessionStore for MemorySessionStore {
         let seq = inner.seq;
         let expires_ms = now_ms.saturating_add(ttl_ms);
         inner.by_expiry.insert((expires_ms, seq), *key);
-        *inner.per_peer.entry(peer.to_owned()).or_insert(0) += 1;
-        inner.map.insert(*key, Entry { value, expires_ms, seq, peer: peer.to_owned() });
+        // One shared copy of the peer's name per live peer (none for a peer that
+        // already has sessions), not two per session.
+        let peer = match inner.per_peer.get_key_value(peer) {
+            Some((name, _)) => Arc::clone(name),
+            None => Arc::from(peer),
+        };
+        *inner.per_peer.entry(Arc::clone(&peer)).or_insert(0) += 1;
+        inner.map.insert(*key, Entry { value, expires_ms, seq, peer });
         Ok(SessionInsert::Inserted)
     }
 
@@ -381,6 +388,27 @@ mod tests {
         block(s.insert(&k2, "b", val(1), 0, 10)).unwrap();
         assert_eq!(block(s.probe(&k3, "c", 0)).unwrap(), SessionInsert::Full, "global");
         assert_eq!(block(s.probe(&k3, "c", 10)).unwrap(), SessionInsert::Inserted, "after expiry");
+    }
+
+    #[test]
+    fn peer_names_are_shared_and_released() {
+        let s = MemorySessionStore::new(10, 10);
+        for n in 1..=3 {
+            block(s.insert(&key(n, Phase::Authentication), "p", val(n), 0, 100)).unwrap();
+        }
+        block(s.insert(&key(4, Phase::Authentication), "q", val(4), 0, 100)).unwrap();
+        {
+            let inner = s.inner.lock().unwrap();
+            assert_eq!(inner.per_peer.len(), 2);
+            let (name, &count) = inner.per_peer.get_key_value("p").unwrap();
+            assert_eq!(count, 3);
+            let sharing = inner.map.values().filter(|e| Arc::ptr_eq(&e.peer, name)).count();
+            assert_eq!(sharing, 3, "one allocation for the peer's name");
+        }
+        for n in 1..=4 {
+            assert!(block(s.take(&key(n, Phase::Authentication), 1)).unwrap().is_some());
+        }
+        assert!(s.inner.lock().unwrap().per_peer.is_empty(), "released with the last session");
     }
 
     #[test]

@@ -8,9 +8,9 @@ use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use super::{ChannelBinding, auth_message, session_keys};
-use crate::codec::{Reader, Writer};
+use crate::codec::Reader;
 use crate::config::ServerConfig;
-use crate::crypto::{hmac, hmac_secret, sha256, xor32};
+use crate::crypto::{HmacKey, hmac, hmac_secret, put_lp, sha256, xor32};
 use crate::dh::{Group, PublicKey, SharedSecret};
 use crate::error::{Error, Result};
 use crate::message::{AuthClientProof, AuthPairing, AuthPairingReply, AuthProof, Base64};
@@ -75,11 +75,25 @@ impl AuthRequest {
         config: &ServerConfig,
         profile: &MockProfile,
     ) -> Result<(AuthPairingReply, PendingAuth)> {
+        self.continue_with_key(record, rng, config, profile, &HmacKey::new(&config.mock_secret))
+    }
+
+    /// [`continue_with`](Self::continue_with) with `config.mock_secret` already
+    /// absorbed into `mock_key` (the engine keeps one). Known and unknown users
+    /// alike compute the mock under it.
+    pub(crate) fn continue_with_key<R: CryptoRng + ?Sized>(
+        self,
+        record: Option<Record>,
+        rng: &mut R,
+        config: &ServerConfig,
+        profile: &MockProfile,
+        mock_key: &HmacKey,
+    ) -> Result<(AuthPairingReply, PendingAuth)> {
         // The mock, always: an HMAC-derived shape and salt (the same every time for a
         // given unknown name, unlinkable across servers) and random filler keys.
         let mut filler = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(filler.as_mut());
-        let mock = profile.mock_record(&config.mock_secret, &self.username, config.ic, &filler);
+        let mock = profile.mock_record_with_key(mock_key, &self.username, config.ic, &filler);
         let known = record.is_some();
         // Keep one record and drop the other (the mock, for a known user).
         let record = record.unwrap_or(mock);
@@ -140,26 +154,48 @@ impl PendingAuth {
     /// inverse is crate-private.
     #[must_use]
     pub fn to_bytes(&self) -> SecretBytes {
-        let mut w = Writer::new(STATE_VERSION)
-            .bytes(self.username.as_bytes())
-            .bytes(self.nonce.client.as_bytes())
-            .bytes(self.nonce.server.as_bytes())
-            .bytes(&self.salt)
-            .u32(self.ic)
-            .bytes(self.stored_key.expose())
-            .bytes(self.server_key.expose())
-            .u64(u64::from(self.known));
-        match &self.channel {
-            None => w = w.bytes(b""),
+        let mut out = SecretBytes::new(Vec::with_capacity(self.encoded_len()));
+        self.write_into(&mut out);
+        out
+    }
+
+    /// The exact length of [`to_bytes`](Self::to_bytes).
+    pub(crate) fn encoded_len(&self) -> usize {
+        let lp = |n: usize| 4 + n;
+        let channel = match &self.channel {
+            None => lp(0),
             Some(c) => {
-                w = w
-                    .bytes(c.client_public.group().name().as_bytes())
-                    .bytes(c.client_public.as_bytes())
-                    .bytes(c.server_public.as_bytes())
-                    .bytes(c.z.as_bytes());
+                lp(c.client_public.group().name().len())
+                    + lp(c.client_public.as_bytes().len())
+                    + lp(c.server_public.as_bytes().len())
+                    + lp(c.z.as_bytes().len())
+            }
+        };
+        1 + lp(self.username.len()) + 2 * lp(32) + lp(self.salt.len()) + 4 + 2 * lp(32) + 8 + channel
+    }
+
+    /// Appends what [`to_bytes`](Self::to_bytes) returns to `out`, which should have
+    /// [`encoded_len`](Self::encoded_len) bytes of room (the engine writes the
+    /// state straight into the buffer it seals in place).
+    pub(crate) fn write_into(&self, out: &mut Vec<u8>) {
+        out.push(STATE_VERSION);
+        put_lp(out, self.username.as_bytes());
+        put_lp(out, self.nonce.client.as_bytes());
+        put_lp(out, self.nonce.server.as_bytes());
+        put_lp(out, &self.salt);
+        out.extend_from_slice(&self.ic.to_be_bytes());
+        put_lp(out, self.stored_key.expose());
+        put_lp(out, self.server_key.expose());
+        out.extend_from_slice(&u64::from(self.known).to_be_bytes());
+        match &self.channel {
+            None => put_lp(out, b""),
+            Some(c) => {
+                put_lp(out, c.client_public.group().name().as_bytes());
+                put_lp(out, c.client_public.as_bytes());
+                put_lp(out, c.server_public.as_bytes());
+                put_lp(out, c.z.as_bytes());
             }
         }
-        w.finish()
     }
 
     /// Decodes what [`to_bytes`](Self::to_bytes) wrote. Crate-private: whoever
@@ -202,6 +238,24 @@ impl PendingAuth {
     /// [`Error::NonceMismatch`]; [`Error::InvalidMessage`] for a proof that is not
     /// 32 bytes; [`Error::AuthenticationFailed`] for a wrong proof or unknown user.
     pub fn receive_proof(self, msg: &AuthClientProof) -> Result<(AuthProof, Authenticated)> {
+        self.receive_proof_naming(msg).map_err(|(error, _)| error)
+    }
+
+    /// [`receive_proof`](Self::receive_proof), giving the username back with a
+    /// failure (the engine names the account only then, without a copy).
+    pub(crate) fn receive_proof_naming(
+        self,
+        msg: &AuthClientProof,
+    ) -> core::result::Result<(AuthProof, Authenticated), (Error, String)> {
+        match self.check_proof(msg) {
+            Ok((proof, session_keys)) => {
+                Ok((proof, Authenticated { username: self.username, session_keys, _seal: () }))
+            }
+            Err(error) => Err((error, self.username)),
+        }
+    }
+
+    fn check_proof(&self, msg: &AuthClientProof) -> Result<(AuthProof, Option<SessionKeys>)> {
         self.nonce.check(&msg.nonce)?;
         let proof: [u8; 32] = msg.client_proof.array("client_proof")?;
         let cb = self.channel.as_ref().map(|c| ChannelBinding {
@@ -221,10 +275,7 @@ impl PendingAuth {
         }
         let server_signature = hmac(self.server_key.expose(), &[am.as_bytes()]);
         let keys = self.channel.as_ref().map(|c| session_keys(&client_key, &am, &c.z));
-        Ok((
-            AuthProof { server_signature: Base64(server_signature.to_vec()), session_id: None },
-            Authenticated { username: self.username, session_keys: keys, _seal: () },
-        ))
+        Ok((AuthProof { server_signature: Base64(server_signature.to_vec()), session_id: None }, keys))
     }
 }
 
@@ -288,6 +339,27 @@ mod tests {
             let (_, pending) =
                 req.continue_with(None, &mut pair.server_rng, pair.engine.config(), &profile).unwrap();
             let bytes = pending.to_bytes();
+            assert_eq!((bytes.len(), bytes.capacity()), (pending.encoded_len(), pending.encoded_len()));
+            // The layout the codec's writer gave before `write_into` (blobs sealed
+            // by earlier builds must still open).
+            let mut w = crate::codec::Writer::new(super::STATE_VERSION)
+                .bytes(pending.username.as_bytes())
+                .bytes(pending.nonce.client.as_bytes())
+                .bytes(pending.nonce.server.as_bytes())
+                .bytes(&pending.salt)
+                .u32(pending.ic)
+                .bytes(pending.stored_key.expose())
+                .bytes(pending.server_key.expose())
+                .u64(u64::from(pending.known));
+            w = match &pending.channel {
+                None => w.bytes(b""),
+                Some(c) => w
+                    .bytes(c.client_public.group().name().as_bytes())
+                    .bytes(c.client_public.as_bytes())
+                    .bytes(c.server_public.as_bytes())
+                    .bytes(c.z.as_bytes()),
+            };
+            assert_eq!(w.finish(), bytes);
             let back = PendingAuth::from_bytes(&bytes).unwrap();
             assert_eq!(back.to_bytes(), bytes);
             for cut in 0..bytes.len() {

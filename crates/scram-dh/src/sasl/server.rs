@@ -49,7 +49,7 @@ use super::text::{
 use super::{MECHANISM, MECHANISM_PLUS, SaslFailure, ServerChannel, TLS_EXPORTER};
 use crate::codec::{Reader, Writer};
 use crate::config::ServerConfig;
-use crate::crypto::{hmac, hmac_secret, sha256, xor32};
+use crate::crypto::{HmacKey, hmac, hmac_secret, sha256, xor32};
 use crate::error::{Error, Result};
 use crate::mock::MockProfile;
 use crate::record::{Labels, Record};
@@ -206,11 +206,24 @@ impl ClientFirstRequest {
         config: &ServerConfig,
         profile: &MockProfile,
     ) -> Result<(String, PendingSasl), SaslFailure> {
+        self.continue_with_key(record, rng, config, profile, &HmacKey::new(&config.mock_secret))
+    }
+
+    /// [`continue_with`](Self::continue_with) with `config.mock_secret` already
+    /// absorbed into `mock_key` (the engine keeps one).
+    pub(crate) fn continue_with_key<R: CryptoRng + ?Sized>(
+        self,
+        record: Option<Record>,
+        rng: &mut R,
+        config: &ServerConfig,
+        profile: &MockProfile,
+        mock_key: &HmacKey,
+    ) -> Result<(String, PendingSasl), SaslFailure> {
         let mut nonce = [0u8; SERVER_NONCE_BYTES];
         rng.fill_bytes(&mut nonce);
         let mut filler = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(filler.as_mut());
-        Ok(self.respond(record, STANDARD.encode(nonce), &filler, config, profile))
+        Ok(self.respond(record, STANDARD.encode(nonce), &filler, config, profile, mock_key))
     }
 
     /// [`continue_with`](Self::continue_with) with an explicit server nonce part
@@ -238,7 +251,14 @@ impl ClientFirstRequest {
         let mut filler = Zeroizing::new([0u8; 64]);
         filler[..32].copy_from_slice(t1.as_ref());
         filler[32..].copy_from_slice(t2.as_ref());
-        Ok(self.respond(record, server_nonce.to_owned(), &filler, config, profile))
+        Ok(self.respond(
+            record,
+            server_nonce.to_owned(),
+            &filler,
+            config,
+            profile,
+            &HmacKey::new(&config.mock_secret),
+        ))
     }
 
     fn respond(
@@ -248,10 +268,11 @@ impl ClientFirstRequest {
         filler: &[u8; 64],
         config: &ServerConfig,
         profile: &MockProfile,
+        mock_key: &HmacKey,
     ) -> (String, PendingSasl) {
         // The mock, always: the same shape and salt every time for a given unknown
         // name (HMAC of the mock secret), filler keys that no proof matches.
-        let mock = profile.mock_record(&config.mock_secret, &self.username, config.ic, filler);
+        let mock = profile.mock_record_with_key(mock_key, &self.username, config.ic, filler);
         let status = match &record {
             None => Status::UnknownUser,
             Some(r) if r.labels == Labels::Rfc => Status::Usable,
