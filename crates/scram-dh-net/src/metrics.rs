@@ -19,6 +19,7 @@
 //! | `scram_dh_connections` | gauge | `front` (`tcp`, `sasl`, `http`): open connections |
 //! | `scram_dh_channels` | gauge | none: open encrypted TCP channels |
 //! | `scram_dh_handshake_sessions` | gauge | none: in-flight handshakes held by the engines' session stores (when they can count them: [`watch_sessions`]) |
+//! | `scram_dh_handshake_sessions_expired_total` | counter | none: handshake sessions dropped when their TTL passed before the next step: abandoned handshakes (or a next step too late), on every front; for stores that count them (the memory store) |
 //! | `scram_dh_http_sessions` | gauge | none: live HTTP sessions of the front answering the scrape |
 //!
 //! Outcomes: `ok` registered or authenticated; `failed` a wrong proof or an
@@ -30,8 +31,10 @@
 //! out mid-handshake, over TCP and standard SCRAM). A request or line that is
 //! not a handshake message at all is not a handshake and is not counted here.
 //! Over HTTP and RFC 7804 a handshake abandoned after its first request is not
-//! counted either: no request ends it, its engine session just expires (while it
-//! lives, `scram_dh_handshake_sessions` shows it).
+//! counted here either: no request ends it, its engine session just expires.
+//! While it lives, `scram_dh_handshake_sessions` shows it; once its TTL passes,
+//! `scram_dh_handshake_sessions_expired_total` counts it (on any front), for the
+//! stores that can tell (the memory store; Redis expires keys by itself).
 //!
 //! Durations: over TCP and standard SCRAM the time from the first line of a
 //! handshake to its final reply. Over HTTP a handshake spans two requests; the
@@ -547,7 +550,8 @@ pub(crate) fn client_nonce(msg: &ClientMessage) -> &str {
 
 /// What a session source answers.
 enum Sample {
-    Count(usize),
+    /// Live sessions, and the store's running total of expired ones if it keeps one.
+    Count { live: usize, expired: Option<u64> },
     /// The store cannot count (e.g. Redis); nothing is added.
     Unknown,
     /// The engine is gone: the source is dropped.
@@ -557,7 +561,14 @@ enum Sample {
 struct Source {
     key: usize,
     sample: Box<dyn Fn() -> Sample + Send + Sync>,
+    /// The store's expired total at the last scrape, already added to
+    /// [`EXPIRED`] (so the counter never goes down when an engine goes away).
+    expired_seen: u64,
 }
+
+/// Handshake sessions that expired unconsumed, over every engine ever watched
+/// whose store counts them; `None` until one has reported.
+static EXPIRED: Mutex<Option<u64>> = Mutex::new(None);
 
 fn sources() -> &'static Mutex<Vec<Source>> {
     static SOURCES: OnceLock<Mutex<Vec<Source>>> = OnceLock::new();
@@ -590,11 +601,18 @@ where
     let weak: Weak<ServerEngine<C, S>> = Arc::downgrade(engine);
     let sample = Box::new(move || match weak.upgrade() {
         None => Sample::Gone,
-        Some(engine) => count(engine.sessions()).map_or(Sample::Unknown, Sample::Count),
+        Some(engine) => {
+            count(engine.sessions()).map_or(Sample::Unknown, |live| Sample::Count { live, expired: None })
+        }
     });
+    add_source(key, sample);
+}
+
+/// Replaces any source for the engine at `key` by `sample`.
+fn add_source(key: usize, sample: Box<dyn Fn() -> Sample + Send + Sync>) {
     let mut list = sources().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     list.retain(|s| s.key != key);
-    list.push(Source { key, sample });
+    list.push(Source { key, sample, expired_seen: 0 });
 }
 
 /// [`watch_sessions`] for the session stores this crate can count by itself;
@@ -610,28 +628,45 @@ where
     }
     let probe = engine.sessions() as &dyn Any;
     if probe.is::<MemorySessionStore>() || probe.is::<Arc<MemorySessionStore>>() {
-        watch_sessions(engine, |s: &S| {
-            let any = s as &dyn Any;
-            any.downcast_ref::<MemorySessionStore>()
-                .map(MemorySessionStore::len)
-                .or_else(|| any.downcast_ref::<Arc<MemorySessionStore>>().map(|m| m.len()))
-        });
+        let weak: Weak<ServerEngine<C, S>> = Arc::downgrade(engine);
+        add_source(
+            key,
+            Box::new(move || {
+                let Some(engine) = weak.upgrade() else { return Sample::Gone };
+                let any = engine.sessions() as &dyn Any;
+                let store = any
+                    .downcast_ref::<MemorySessionStore>()
+                    .or_else(|| any.downcast_ref::<Arc<MemorySessionStore>>().map(AsRef::as_ref));
+                let Some(store) = store else { return Sample::Unknown };
+                // Expired sessions are dropped as inserts and takes go; a quiet
+                // server's are dropped here, so the scrape is current.
+                store.purge(crate::server::now_ms());
+                Sample::Count { live: store.len(), expired: Some(store.expired_total()) }
+            }),
+        );
     }
 }
 
-/// The live handshake sessions of every watched engine, if any can count.
-fn handshake_sessions() -> Option<usize> {
+/// The live handshake sessions of every watched engine, if any can count, and the
+/// running total of expired ones (see [`EXPIRED`]).
+fn handshake_sessions() -> (Option<usize>, Option<u64>) {
     let mut list = sources().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut expired = EXPIRED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut total = None;
-    list.retain(|s| match (s.sample)() {
-        Sample::Count(n) => {
-            total = Some(total.unwrap_or(0) + n);
+    list.retain_mut(|s| match (s.sample)() {
+        Sample::Count { live, expired: count } => {
+            total = Some(total.unwrap_or(0) + live);
+            if let Some(now) = count {
+                let sum = expired.get_or_insert(0);
+                *sum = sum.saturating_add(now.saturating_sub(s.expired_seen));
+                s.expired_seen = s.expired_seen.max(now);
+            }
             true
         }
         Sample::Unknown => true,
         Sample::Gone => false,
     });
-    total
+    (total, *expired)
 }
 
 // ---------------------------------------------------------------------------
@@ -732,7 +767,8 @@ pub(crate) fn render_with(http_sessions: Option<usize>) -> String {
     }
     header(&mut out, "scram_dh_channels", "gauge", "Open encrypted TCP channels.");
     let _ = writeln!(out, "scram_dh_channels {}", r.channels.load(RELAXED));
-    if let Some(n) = handshake_sessions() {
+    let (live, expired) = handshake_sessions();
+    if let Some(n) = live {
         header(
             &mut out,
             "scram_dh_handshake_sessions",
@@ -740,6 +776,15 @@ pub(crate) fn render_with(http_sessions: Option<usize>) -> String {
             "In-flight handshake sessions held by the engines' session stores.",
         );
         let _ = writeln!(out, "scram_dh_handshake_sessions {n}");
+    }
+    if let Some(n) = expired {
+        header(
+            &mut out,
+            "scram_dh_handshake_sessions_expired_total",
+            "counter",
+            "Handshake sessions that expired before their next step came: abandoned handshakes.",
+        );
+        let _ = writeln!(out, "scram_dh_handshake_sessions_expired_total {n}");
     }
     if let Some(n) = http_sessions {
         header(&mut out, "scram_dh_http_sessions", "gauge", "Live HTTP sessions of this front.");

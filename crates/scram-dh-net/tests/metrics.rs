@@ -47,16 +47,18 @@ struct Running {
 }
 
 async fn start(limits: Limits, options: HttpOptions) -> Running {
+    start_ttl(limits, options, ServerConfig::new(HostKey::from_seed(&[0; 32]), [0; 32]).session_ttl_ms).await
+}
+
+/// [`start`] with the engine's handshake sessions living `ttl_ms`.
+async fn start_ttl(limits: Limits, options: HttpOptions, ttl_ms: u64) -> Running {
     let host_key = HostKey::from_seed(&[8; 32]);
     let fingerprint = host_key.fingerprint();
     let store = Arc::new(MemoryCredentialStore::default());
+    let mut config = ServerConfig::new(host_key, [5; 32]);
+    config.session_ttl_ms = ttl_ms;
     let engine = Arc::new(
-        ServerEngine::new(
-            ServerConfig::new(host_key, [5; 32]),
-            Arc::clone(&store),
-            MemorySessionStore::new(100_000, 10_000),
-        )
-        .unwrap(),
+        ServerEngine::new(config, Arc::clone(&store), MemorySessionStore::new(100_000, 10_000)).unwrap(),
     );
     let admission = Admission::new(limits);
     let server = Server::from_parts(Arc::clone(&engine), KvService::new(store), Arc::clone(&admission));
@@ -399,6 +401,48 @@ async fn http_logins_sessions_signed_requests_and_ping_are_counted() {
     assert_eq!(m3.since(&m2, &handshakes("http", "authentication", "ok")), 0, "not finished");
     assert!(!m3.text.contains(user), "a username in the metrics");
     assert!(!m3.text.contains(&session.session_id), "a session id in the metrics");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_http_handshakes_are_counted_when_their_sessions_expire() {
+    let _turn = SERIAL.lock().await;
+    let srv = start_ttl(Limits::default(), HttpOptions::default(), 300).await;
+    let client = HttpClient::new(&srv.http, T).unwrap();
+    let user = "abandoning-user";
+    let opts = RegisterOptions {
+        group: Group::X25519,
+        labels: Labels::Random,
+        policy: HostKeyPolicy::Fingerprint(srv.fingerprint),
+        config: ClientConfig::default(),
+    };
+    let cred = client.register(user, Password::new(PW), &opts, |_| Ok(())).await.unwrap();
+    let m0 = scrape(&srv).await;
+    // Two A1s and nothing after them: no request ever ends these handshakes.
+    let c = client_from(1);
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    for _ in 0..2 {
+        let a1 =
+            AuthClient::start(&mut rng, user, cred.secret(), Some(Group::X25519), ClientConfig::default())
+                .unwrap();
+        let r = send(
+            c.post(format!("{}/v1/auth/pairing", srv.http))
+                .header("content-type", "application/json")
+                .body(a1.message.to_json()),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+    }
+    let expired = "scram_dh_handshake_sessions_expired_total";
+    let m1 = scrape(&srv).await;
+    assert_eq!(m1.since(&m0, "scram_dh_handshake_sessions"), 2);
+    assert_eq!(m1.since(&m0, expired), 0, "still live");
+    // Once the TTL has passed, a scrape of the idle server finds them expired (no
+    // insert or take has to come first) and the gauge back where it was.
+    let m2 = scrape_until(&srv, |m| m.since(&m0, expired) == 2).await;
+    assert_eq!(m2.since(&m0, "scram_dh_handshake_sessions"), 0);
+    assert_eq!(m2.since(&m0, &handshakes("http", "authentication", "ok")), 0);
+    let m3 = scrape(&srv).await;
+    assert_eq!(m3.since(&m2, expired), 0, "counted once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -130,6 +130,8 @@ struct Inner {
     by_expiry: BTreeMap<(u64, u64), SessionKey>,
     per_peer: HashMap<Arc<str>, usize>,
     seq: u64,
+    /// Sessions removed because their TTL passed before anyone took them.
+    expired: u64,
 }
 
 impl Inner {
@@ -169,6 +171,7 @@ impl Inner {
                 break;
             }
             self.remove(&key);
+            self.expired += 1;
         }
     }
 }
@@ -209,6 +212,39 @@ impl MemorySessionStore {
     #[must_use]
     pub fn len(&self) -> usize {
         self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
+    }
+
+    /// Drops the sessions whose TTL has passed at `now_ms` (inserts and takes do
+    /// this as they go; a reader of [`len`](Self::len) and
+    /// [`expired_total`](Self::expired_total) calls it first for current figures).
+    pub fn purge(&self, now_ms: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.purge_expired(now_ms);
+        }
+    }
+
+    /// Sessions this store dropped because their TTL passed before they were taken:
+    /// handshakes abandoned after their first step, or whose next step came too
+    /// late. Counted when purged (see [`purge`](Self::purge)); it only grows.
+    ///
+    /// ```
+    /// use scram_dh::nonce::Nonce;
+    /// use scram_dh::secret::SecretBytes;
+    /// use scram_dh::session::{Phase, SessionKey};
+    /// use scram_dh::{MemorySessionStore, SessionStore};
+    ///
+    /// let store = MemorySessionStore::default();
+    /// let key = SessionKey::new(Phase::Authentication, &Nonce::from_bytes([1; 32]));
+    /// let insert = store.insert(&key, "peer", SecretBytes::new(vec![1]), 0, 100);
+    /// scram_dh::pair::block_on(insert).unwrap();
+    /// store.purge(99);
+    /// assert_eq!((store.len(), store.expired_total()), (1, 0));
+    /// store.purge(100);
+    /// assert_eq!((store.len(), store.expired_total()), (0, 1));
+    /// ```
+    #[must_use]
+    pub fn expired_total(&self) -> u64 {
+        self.inner.lock().map(|i| i.expired).unwrap_or(0)
     }
 
     /// Whether no session is held.
