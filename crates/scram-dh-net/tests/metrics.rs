@@ -245,6 +245,31 @@ async fn scrape(srv: &Running) -> Scrape {
     Scrape { text, values }
 }
 
+/// Registers `user` over HTTP (X25519, random labels) with the canary password.
+async fn http_register(srv: &Running, client: &HttpClient, user: &str) -> ClientCredential {
+    let opts = RegisterOptions {
+        group: Group::X25519,
+        labels: Labels::Random,
+        policy: HostKeyPolicy::Fingerprint(srv.fingerprint),
+        config: ClientConfig::default(),
+    };
+    client.register(user, Password::new(PW), &opts, |_| Ok(())).await.unwrap()
+}
+
+/// POSTs an A1 (with a channel key) for `user` over HTTP and never follows it up.
+async fn lone_a1(srv: &Running, c: &reqwest::Client, user: &str, cred: &ClientCredential) {
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let a1 = AuthClient::start(&mut rng, user, cred.secret(), Some(Group::X25519), ClientConfig::default())
+        .unwrap();
+    let r = send(
+        c.post(format!("{}/v1/auth/pairing", srv.http))
+            .header("content-type", "application/json")
+            .body(a1.message.to_json()),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
 /// Scrapes until `done` holds for a gauge that moves when the server notices a
 /// closed connection (bounded; the wait is not what is tested).
 async fn scrape_until(srv: &Running, done: impl Fn(&Scrape) -> bool) -> Scrape {
@@ -323,13 +348,7 @@ async fn http_logins_sessions_signed_requests_and_ping_are_counted() {
     let user = "http-canary-user";
     let m0 = scrape(&srv).await;
 
-    let opts = RegisterOptions {
-        group: Group::X25519,
-        labels: Labels::Random,
-        policy: HostKeyPolicy::Fingerprint(srv.fingerprint),
-        config: ClientConfig::default(),
-    };
-    let cred = client.register(user, Password::new(PW), &opts, |_| Ok(())).await.unwrap();
+    let cred = http_register(&srv, &client, user).await;
     let mut session =
         client.login(user, cred.secret(), Group::X25519, ClientConfig::default()).await.unwrap();
     let m1 = scrape(&srv).await;
@@ -386,16 +405,7 @@ async fn http_logins_sessions_signed_requests_and_ping_are_counted() {
     assert_eq!(m2.since(&m1, DH_X25519), 2, "both A1s had a channel key");
 
     // A1 alone leaves a handshake session in the engine's store.
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let a1 = AuthClient::start(&mut rng, user, cred.secret(), Some(Group::X25519), ClientConfig::default())
-        .unwrap();
-    let r = send(
-        c.post(format!("{}/v1/auth/pairing", srv.http))
-            .header("content-type", "application/json")
-            .body(a1.message.to_json()),
-    )
-    .await;
-    assert_eq!(r.status, 200);
+    lone_a1(&srv, &c, user, &cred).await;
     let m3 = scrape(&srv).await;
     assert_eq!(m3.since(&m2, "scram_dh_handshake_sessions"), 1);
     assert_eq!(m3.since(&m2, &handshakes("http", "authentication", "ok")), 0, "not finished");
@@ -409,28 +419,12 @@ async fn abandoned_http_handshakes_are_counted_when_their_sessions_expire() {
     let srv = start_ttl(Limits::default(), HttpOptions::default(), 300).await;
     let client = HttpClient::new(&srv.http, T).unwrap();
     let user = "abandoning-user";
-    let opts = RegisterOptions {
-        group: Group::X25519,
-        labels: Labels::Random,
-        policy: HostKeyPolicy::Fingerprint(srv.fingerprint),
-        config: ClientConfig::default(),
-    };
-    let cred = client.register(user, Password::new(PW), &opts, |_| Ok(())).await.unwrap();
+    let cred = http_register(&srv, &client, user).await;
     let m0 = scrape(&srv).await;
     // Two A1s and nothing after them: no request ever ends these handshakes.
     let c = client_from(1);
-    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     for _ in 0..2 {
-        let a1 =
-            AuthClient::start(&mut rng, user, cred.secret(), Some(Group::X25519), ClientConfig::default())
-                .unwrap();
-        let r = send(
-            c.post(format!("{}/v1/auth/pairing", srv.http))
-                .header("content-type", "application/json")
-                .body(a1.message.to_json()),
-        )
-        .await;
-        assert_eq!(r.status, 200);
+        lone_a1(&srv, &c, user, &cred).await;
     }
     let expired = "scram_dh_handshake_sessions_expired_total";
     let m1 = scrape(&srv).await;
