@@ -8,14 +8,17 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "support/login.rs"]
+mod login;
+use login::login_once;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use scram_dh::auth::client::AuthClient;
-use scram_dh::message::{ClientMessage, ServerMessage};
-use scram_dh::pair::{Pair, block_on};
+use scram_dh::message::ClientMessage;
+use scram_dh::pair::Pair;
 use scram_dh::register::client::{HostKeyCheck, RegistrationClient};
 use scram_dh::register::server::RegistrationRequest;
-use scram_dh::{ClientConfig, Group, Labels, Outcome, Password};
+use scram_dh::{ClientConfig, Group, Labels, Password};
 
 fn full_auth(c: &mut Criterion) {
     let mut pair = Pair::new(1);
@@ -23,32 +26,9 @@ fn full_auth(c: &mut Criterion) {
     let secret = cred.secret();
     let mut g = c.benchmark_group("auth");
     g.measurement_time(Duration::from_secs(4));
-    // Everything a login costs both sides: A1..A4 built, serialised to JSON, parsed,
-    // checked, with the session stored and consumed in the memory store.
+    // Everything a login costs both sides (`support/login.rs`).
     g.bench_function("full_in_process_no_channel", |b| {
-        b.iter(|| {
-            let step = AuthClient::start(
-                &mut pair.client_rng,
-                "alice",
-                secret.clone(),
-                None,
-                ClientConfig::default(),
-            )
-            .expect("start");
-            let a1 = step.message.to_json();
-            let out = block_on(pair.engine.handle_json(&a1, "bench", pair.now_ms, &mut pair.server_rng));
-            let a2 = ServerMessage::from_json(&out.reply().to_json())
-                .and_then(ServerMessage::into_auth_pairing)
-                .expect("a2");
-            let step = step.state.receive_pairing(a2).expect("a3");
-            let a3 = step.message.to_json();
-            let out = block_on(pair.engine.handle_json(&a3, "bench", pair.now_ms, &mut pair.server_rng));
-            let Outcome::Authenticated { reply, auth } = out else { panic!("auth failed") };
-            let a4 = ServerMessage::from_json(&reply.to_json())
-                .and_then(ServerMessage::into_auth_proof)
-                .expect("a4");
-            black_box((step.state.finish(a4).expect("verify"), auth))
-        });
+        b.iter(|| login_once(&mut pair, &secret));
     });
     g.bench_function("full_in_process_x25519_channel", |b| {
         b.iter(|| black_box(pair.login("alice", secret.clone(), Some(Group::X25519)).expect("login")));
