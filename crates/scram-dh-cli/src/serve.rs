@@ -465,19 +465,18 @@ impl ServeArgs {
             return Err(usage("--max-sessions must be positive"));
         }
         let mut http_options = HttpOptions::default();
-        let positive = seconds;
-        http_options.upstream_timeout = positive(
+        http_options.upstream_timeout = seconds(
             "upstream_timeout",
             self.upstream_timeout.or(file.upstream_timeout),
             http_options.upstream_timeout,
         )?;
-        http_options.idle_timeout = positive(
+        http_options.idle_timeout = seconds(
             "http_idle_timeout",
             self.http_idle_timeout.or(file.http_idle_timeout),
             http_options.idle_timeout,
         )?;
         http_options.lifetime =
-            positive("http_lifetime", self.http_lifetime.or(file.http_lifetime), http_options.lifetime)?;
+            seconds("http_lifetime", self.http_lifetime.or(file.http_lifetime), http_options.lifetime)?;
         let count = |name: &str, v: Option<usize>, d: usize| -> Result<usize> {
             match v {
                 None => Ok(d),
