@@ -8,7 +8,8 @@
 # 2. `openssl speed ffdh6144 ffdh8192`, before and after the criterion runs;
 # 3. criterion: dh (every group), protocol, primitives, stores; on a CPU with AVX-512
 #    IFMA the modp groups again with SCRAM_DH_MODEXP=crypto-bigint (baseline
-#    "crypto-bigint"), so both engines are compared in one session;
+#    "crypto-bigint"), so both engines are compared in one session; on a CPU without it,
+#    interop/ifma-emu/mca.sh's static llvm-mca estimate of the IFMA kernel instead;
 # 4. scripts/bench-load.sh: the load generator against real servers (null protocol,
 #    TCP logins on memory and SQLite, HTTP signed/unsigned, gateway/direct, half-open
 #    memory, latency at half saturation);
@@ -54,6 +55,11 @@ cargo bench -p scram-dh --bench dh 2>&1 | tee "$out/criterion-dh.txt" | grep -E 
 if [ "$ifma" = yes ]; then
   SCRAM_DH_MODEXP=crypto-bigint cargo bench -p scram-dh --bench dh -- --save-baseline crypto-bigint 'modp' \
     2>&1 | tee "$out/criterion-dh-crypto-bigint.txt" | grep -E 'engine|time:' >&2 || true
+fi
+if [ "$ifma" = no ]; then
+  say "IFMA kernel: static llvm-mca estimate (this CPU cannot run it)"
+  interop/ifma-emu/mca.sh 2>&1 | tee "$out/ifma-mca.md" >&2 ||
+    echo "no llvm-mca estimate: interop/ifma-emu/mca.sh needs llvm-mca and objdump" >&2
 fi
 cargo bench -p scram-dh --bench protocol 2>&1 | tee "$out/criterion-protocol.txt" | grep -E 'time:' >&2 || true
 cargo bench -p scram-dh --bench primitives 2>&1 | tee "$out/criterion-primitives.txt" | grep -E 'time:' >&2 || true
