@@ -13,6 +13,7 @@ use scram_dh::cluster::HttpSessionStore;
 use scram_dh::{Group, ServerConfig, ServerEngine};
 use scram_dh_net::admission::Admission;
 use scram_dh_net::http::{HttpFront, HttpOptions};
+use scram_dh_net::metrics::SessionCounts;
 use scram_dh_net::sasl::{SaslServer, tls_server_config};
 use scram_dh_net::{KvLimits, KvService, Limits, Penalties, Server};
 use serde::Deserialize;
@@ -668,9 +669,10 @@ pub async fn build_all(settings: &Settings) -> Result<Built> {
         ServerEngine::open(server_config(settings, host_key)?, Arc::clone(&store), backends.handshakes)
             .await?,
     );
-    // `scram_dh_handshake_sessions`: the memory store counts; Redis does not say.
-    scram_dh_net::metrics::watch_sessions(&engine, |sessions: &AnySessions| match sessions {
-        AnySessions::Memory(m) => Some(m.len()),
+    // `scram_dh_handshake_sessions` and `..._expired_total`: the memory store
+    // counts both; Redis does not say.
+    scram_dh_net::metrics::watch_session_counts(&engine, |sessions: &AnySessions| match sessions {
+        AnySessions::Memory(m) => Some(SessionCounts::of_memory(m)),
         AnySessions::Redis(_) => None,
     });
     let service = KvService::with_limits(store, settings.kv.clone());

@@ -422,3 +422,42 @@ fn http_rfc7804_logs_in_with_a_password_on_one_request() {
     let out = cli(&fresh, &args, Some(&pw));
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The value of the unlabelled metric `name` in a `GET /metrics` of `http`
+/// (`None`: the line is absent).
+fn scrape_metric(http: &str, name: &str) -> Option<u64> {
+    let text = raw_request(http, "GET /metrics HTTP/1.1\r\nHost: scram-dh\r\nConnection: close\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap())
+}
+
+#[test]
+fn serve_counts_abandoned_http_handshakes_as_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http) = start(dir.path(), &["--ttl", "1"]);
+    let (live, expired) = ("scram_dh_handshake_sessions", "scram_dh_handshake_sessions_expired_total");
+    assert_eq!(scrape_metric(&http, expired), Some(0), "serve reports the expired total");
+    // Two A1s (an unknown user gets a mock reply and a session all the same) whose
+    // A3 never comes. HTTP wants channel keys: the X25519 base point will do.
+    let key = "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    for nonce in [format!("{:064x}", 0xa1a1_u32), format!("{:064x}", 0xa1a2_u32)] {
+        let body = format!(
+            r#"{{"type":"auth_pairing","username":"nobody","client_nonce":"{nonce}","group":"x25519","public_key":"{key}"}}"#
+        );
+        let request = format!(
+            "POST /v1/auth/pairing HTTP/1.1\r\nHost: scram-dh\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let reply = raw_request(&http, &request);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
+    assert_eq!(scrape_metric(&http, live), Some(2));
+    assert_eq!(scrape_metric(&http, expired), Some(0));
+    // Past the 1 s TTL, a scrape of the quiet server finds both expired.
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    assert_eq!(scrape_metric(&http, live), Some(0));
+    assert_eq!(scrape_metric(&http, expired), Some(2));
+    server.stop();
+}

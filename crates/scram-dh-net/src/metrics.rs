@@ -575,12 +575,35 @@ fn sources() -> &'static Mutex<Vec<Source>> {
     SOURCES.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+/// What an engine's session store reports at a scrape (see [`watch_session_counts`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// In-flight handshake sessions (`scram_dh_handshake_sessions`).
+    pub live: usize,
+    /// The store's running total of sessions whose TTL passed before their next
+    /// step (`scram_dh_handshake_sessions_expired_total`), if it keeps one. It must
+    /// never go down for one store.
+    pub expired_total: Option<u64>,
+}
+
+impl SessionCounts {
+    /// The counts of a [`MemorySessionStore`]: it drops its expired sessions first
+    /// (inserts and takes drop them too, but a quiet store's would wait), so both
+    /// figures are current.
+    #[must_use]
+    pub fn of_memory(store: &MemorySessionStore) -> Self {
+        store.purge(crate::server::now_ms());
+        SessionCounts { live: store.len(), expired_total: Some(store.expired_total()) }
+    }
+}
+
 /// Counts `engine`'s in-flight handshake sessions in `scram_dh_handshake_sessions`
 /// for as long as the engine lives: `count` is called on its session store at
 /// every scrape (`None`: this store cannot count). One source per engine; a later
 /// call for the same engine replaces the earlier one. The fronts call this for
 /// engines on a [`MemorySessionStore`] (or an `Arc` of one) themselves; call it
-/// for another store type, such as an enum over several.
+/// for another store type, such as an enum over several. To report expired
+/// sessions too, use [`watch_session_counts`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -597,13 +620,38 @@ where
     S: SessionStore + Send + Sync + 'static,
     F: Fn(&S) -> Option<usize> + Send + Sync + 'static,
 {
+    watch_session_counts(engine, move |s: &S| {
+        count(s).map(|live| SessionCounts { live, expired_total: None })
+    });
+}
+
+/// [`watch_sessions`] with the store's expired total as well, for
+/// `scram_dh_handshake_sessions_expired_total` (`None` from `counts`: this store
+/// cannot count at all).
+///
+/// ```
+/// use std::sync::Arc;
+/// use scram_dh::{HostKey, MemoryCredentialStore, MemorySessionStore, ServerConfig, ServerEngine};
+/// use scram_dh_net::metrics::{self, SessionCounts};
+///
+/// let config = ServerConfig::new(HostKey::from_seed(&[7; 32]), [4; 32]);
+/// let engine = Arc::new(ServerEngine::new(config, MemoryCredentialStore::default(), MemorySessionStore::default()).unwrap());
+/// // `scram-dh serve` does this through its enum over the memory and Redis stores.
+/// metrics::watch_session_counts(&engine, |s: &MemorySessionStore| Some(SessionCounts::of_memory(s)));
+/// assert!(metrics::render().contains("\nscram_dh_handshake_sessions_expired_total "));
+/// ```
+pub fn watch_session_counts<C, S, F>(engine: &Arc<ServerEngine<C, S>>, counts: F)
+where
+    C: CredentialStore + Send + Sync + 'static,
+    S: SessionStore + Send + Sync + 'static,
+    F: Fn(&S) -> Option<SessionCounts> + Send + Sync + 'static,
+{
     let key = Arc::as_ptr(engine) as usize;
     let weak: Weak<ServerEngine<C, S>> = Arc::downgrade(engine);
     let sample = Box::new(move || match weak.upgrade() {
         None => Sample::Gone,
-        Some(engine) => {
-            count(engine.sessions()).map_or(Sample::Unknown, |live| Sample::Count { live, expired: None })
-        }
+        Some(engine) => counts(engine.sessions())
+            .map_or(Sample::Unknown, |c| Sample::Count { live: c.live, expired: c.expired_total }),
     });
     add_source(key, sample);
 }
@@ -638,10 +686,8 @@ where
                     .downcast_ref::<MemorySessionStore>()
                     .or_else(|| any.downcast_ref::<Arc<MemorySessionStore>>().map(AsRef::as_ref));
                 let Some(store) = store else { return Sample::Unknown };
-                // Expired sessions are dropped as inserts and takes go; a quiet
-                // server's are dropped here, so the scrape is current.
-                store.purge(crate::server::now_ms());
-                Sample::Count { live: store.len(), expired: Some(store.expired_total()) }
+                let c = SessionCounts::of_memory(store);
+                Sample::Count { live: c.live, expired: c.expired_total }
             }),
         );
     }
