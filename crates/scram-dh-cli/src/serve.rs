@@ -670,10 +670,13 @@ pub async fn build_all(settings: &Settings) -> Result<Built> {
             .await?,
     );
     // `scram_dh_handshake_sessions` and `..._expired_total`: the memory store
-    // counts both; Redis does not say.
+    // counts both; Redis counts the expired sessions this node dropped (the nodes'
+    // totals add up), and cannot say which live ones are this node's.
     scram_dh_net::metrics::watch_session_counts(&engine, |sessions: &AnySessions| match sessions {
         AnySessions::Memory(m) => Some(SessionCounts::of_memory(m)),
-        AnySessions::Redis(_) => None,
+        AnySessions::Redis(r) => {
+            Some(SessionCounts { live: None, expired_total: Some(r.sessions_expired_total()) })
+        }
     });
     let service = KvService::with_limits(store, settings.kv.clone());
     let admission = match backends.penalties {

@@ -284,6 +284,44 @@ fn a_login_split_across_nodes_works_and_nothing_replays_on_the_other_node() {
     assert!(!access.is_empty());
 }
 
+/// `scram_dh_handshake_sessions_expired_total` in a scrape of `addr`.
+fn expired_total(addr: &str) -> u64 {
+    let (status, text) = http(addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("scram_dh_handshake_sessions_expired_total "))
+        .unwrap_or_else(|| panic!("{addr} reports no expired total:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn abandoned_handshakes_are_counted_once_by_the_node_that_drops_them() {
+    let c = Cluster::up(2, "--ttl 1");
+    let (n1, n2) = (c.node_http(1), c.node_http(2));
+    // Three A1s on node 1 that no A3 follows (an unknown user gets a session too).
+    let key = "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let a1 = |node: &str, n: u32| {
+        let body = format!(
+            r#"{{"type":"auth_pairing","username":"nobody","client_nonce":"{n:064x}","group":"x25519","public_key":"{key}"}}"#
+        );
+        let (status, reply) = http(node, "POST", AUTH_PAIRING, &[("X-Forwarded-For", "10.0.0.9")], &body);
+        assert_eq!(status, 200, "{reply}");
+    };
+    for n in 1..=3 {
+        a1(&n1, n);
+    }
+    std::thread::sleep(Duration::from_millis(1300));
+    // Past the TTL nobody has dropped them yet; the next handshake, on node 2,
+    // drops all three from the shared index and counts them there, once.
+    assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 0));
+    a1(&n2, 4);
+    assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 3));
+    a1(&n1, 5);
+    assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 3), "nothing is counted twice");
+}
+
 #[test]
 fn guessing_penalties_on_one_node_throttle_the_other() {
     let dir = tempfile::tempdir().unwrap();

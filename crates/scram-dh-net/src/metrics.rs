@@ -19,7 +19,7 @@
 //! | `scram_dh_connections` | gauge | `front` (`tcp`, `sasl`, `http`): open connections |
 //! | `scram_dh_channels` | gauge | none: open encrypted TCP channels |
 //! | `scram_dh_handshake_sessions` | gauge | none: in-flight handshakes held by the engines' session stores (when they can count them: [`watch_sessions`]) |
-//! | `scram_dh_handshake_sessions_expired_total` | counter | none: handshake sessions dropped when their TTL passed before the next step: abandoned handshakes (or a next step too late), on every front; for stores that count them (the memory store) |
+//! | `scram_dh_handshake_sessions_expired_total` | counter | none: handshake sessions dropped when their TTL passed before the next step: abandoned handshakes (or a next step too late), on every front; for stores that count them (the memory store; Redis, per node) |
 //! | `scram_dh_http_sessions` | gauge | none: live HTTP sessions of the front answering the scrape |
 //!
 //! Outcomes: `ok` registered or authenticated; `failed` a wrong proof or an
@@ -34,7 +34,10 @@
 //! counted here either: no request ends it, its engine session just expires.
 //! While it lives, `scram_dh_handshake_sessions` shows it; once its TTL passes,
 //! `scram_dh_handshake_sessions_expired_total` counts it (on any front), for the
-//! stores that can tell (the memory store; Redis expires keys by itself).
+//! stores that can tell: the memory store, and Redis, where each node counts the
+//! expired sessions its own calls dropped from the shared index (so the nodes'
+//! totals add up to the cluster's; a session is counted at the first handshake
+//! after its deadline, on any node, and Redis reports no live count per node).
 //!
 //! Durations: over TCP and standard SCRAM the time from the first line of a
 //! handshake to its final reply. Over HTTP a handshake spans two requests; the
@@ -550,8 +553,9 @@ pub(crate) fn client_nonce(msg: &ClientMessage) -> &str {
 
 /// What a session source answers.
 enum Sample {
-    /// Live sessions, and the store's running total of expired ones if it keeps one.
-    Count { live: usize, expired: Option<u64> },
+    /// Live sessions if the store can tell, and its running total of expired ones
+    /// if it keeps one.
+    Count { live: Option<usize>, expired: Option<u64> },
     /// The store cannot count (e.g. Redis); nothing is added.
     Unknown,
     /// The engine is gone: the source is dropped.
@@ -578,8 +582,9 @@ fn sources() -> &'static Mutex<Vec<Source>> {
 /// What an engine's session store reports at a scrape (see [`watch_session_counts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionCounts {
-    /// In-flight handshake sessions (`scram_dh_handshake_sessions`).
-    pub live: usize,
+    /// In-flight handshake sessions (`scram_dh_handshake_sessions`), if the store
+    /// can tell (a store several nodes share cannot say which are this node's).
+    pub live: Option<usize>,
     /// The store's running total of sessions whose TTL passed before their next
     /// step (`scram_dh_handshake_sessions_expired_total`), if it keeps one. It must
     /// never go down for one store.
@@ -593,7 +598,7 @@ impl SessionCounts {
     #[must_use]
     pub fn of_memory(store: &MemorySessionStore) -> Self {
         store.purge(crate::server::now_ms());
-        SessionCounts { live: store.len(), expired_total: Some(store.expired_total()) }
+        SessionCounts { live: Some(store.len()), expired_total: Some(store.expired_total()) }
     }
 }
 
@@ -621,7 +626,7 @@ where
     F: Fn(&S) -> Option<usize> + Send + Sync + 'static,
 {
     watch_session_counts(engine, move |s: &S| {
-        count(s).map(|live| SessionCounts { live, expired_total: None })
+        count(s).map(|live| SessionCounts { live: Some(live), expired_total: None })
     });
 }
 
@@ -701,7 +706,9 @@ fn handshake_sessions() -> (Option<usize>, Option<u64>) {
     let mut total = None;
     list.retain_mut(|s| match (s.sample)() {
         Sample::Count { live, expired: count } => {
-            total = Some(total.unwrap_or(0) + live);
+            if let Some(live) = live {
+                total = Some(total.unwrap_or(0) + live);
+            }
             if let Some(now) = count {
                 let sum = expired.get_or_insert(0);
                 *sum = sum.saturating_add(now.saturating_sub(s.expired_seen));

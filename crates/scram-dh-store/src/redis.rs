@@ -27,8 +27,9 @@
 //! cleans up, [`CLEANUP_SLACK_MS`] after the logical deadline, so a node whose
 //! clock runs a little ahead of Redis's never loses a live value. Caps count
 //! members of sorted sets scored by deadline, purged by score (`O(log n)` per
-//! expired entry, never a scan). Times are clamped to 2^53 - 1 ms (the year
-//! 287 396) so that Lua's numbers hold them exactly.
+//! expired entry, never a scan). The engine sessions' purge also counts what it
+//! dropped: [`RedisStore::sessions_expired_total`]. Times are clamped to
+//! 2^53 - 1 ms (the year 287 396) so that Lua's numbers hold them exactly.
 //!
 //! ## Failure
 //! Every call is bounded by [`RedisOptions::op_timeout`]: with Redis down, a call
@@ -66,6 +67,7 @@
 
 use core::fmt;
 use core::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -82,6 +84,12 @@ use scram_dh::session::{SessionInsert, SessionKey, SessionStore};
 /// Redis's native expiry is set this long after a value's logical deadline: it
 /// only cleans up, and must never remove a value a node still considers live.
 pub const CLEANUP_SLACK_MS: u64 = 5_000;
+
+/// How much longer than its newest session the engine sessions' global index
+/// lives: expired members are counted when a later insert drops them, so the
+/// index must outlast a quiet spell (without it, the last sessions before one
+/// would vanish with the index, uncounted).
+pub const INDEX_GRACE_MS: u64 = 3_600_000;
 
 /// The largest time, in milliseconds, the store represents exactly (2^53 - 1:
 /// Lua numbers are doubles). Larger times and durations are clamped to it.
@@ -258,38 +266,44 @@ end
 
 /// Engine session insert or probe.
 /// KEYS: value, global index, peer index.
-/// ARGV: now, deadline, max, max per peer, px, member, framed value, probe flag.
-/// Returns 0 Inserted (or would), 1 Exists, 2 Full.
+/// ARGV: now, deadline, max, max per peer, px, member, framed value, probe flag,
+/// global index px.
+/// Returns {code, expired}: code 0 Inserted (or would), 1 Exists, 2 Full; expired
+/// the sessions this call dropped from the global index because their deadline
+/// passed untaken (a take removes its member, so each is dropped, and counted,
+/// once, by whichever node's call gets there first).
 const LUA_SESSION_INSERT: &str = "
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local expired = redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
 local old = redis.call('GET', KEYS[1])
-if old and be(old, 1, 8) > now then return 1 end
+if old and be(old, 1, 8) > now then return {1, expired} end
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then
-  return 2
+  return {2, expired}
 end
-if ARGV[8] == '1' then return 0 end
+if ARGV[8] == '1' then return {0, expired} end
 local px = tonumber(ARGV[5])
 redis.call('SET', KEYS[1], ARGV[7], 'PX', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[6])
-keep(KEYS[2], px)
+keep(KEYS[2], tonumber(ARGV[9]))
 keep(KEYS[3], px)
-return 0
+return {0, expired}
 ";
 
 /// Engine session take. KEYS: value, global index. ARGV: member, peer index prefix.
-/// Returns the framed value, or nil.
+/// Returns {framed value, 1 if it was still in the global index}, or nil. (An
+/// insert's purge may have dropped, and counted, an expired member whose value
+/// Redis still holds: the caller counts a late take only when this removed it.)
 const LUA_SESSION_TAKE: &str = "
 local v = redis.call('GETDEL', KEYS[1])
 if not v then return false end
-redis.call('ZREM', KEYS[2], ARGV[1])
+local indexed = redis.call('ZREM', KEYS[2], ARGV[1])
 if #v >= 12 then
   local n = be(v, 9, 4)
   redis.call('ZREM', ARGV[2] .. string.sub(v, 13, 12 + n), ARGV[1])
 end
-return v
+return {v, indexed}
 ";
 
 /// HTTP session create. KEYS: hash, global index, user index.
@@ -438,6 +452,9 @@ struct Inner {
     max_sessions_per_peer: usize,
     http: HttpSessionLimits,
     op_timeout: Duration,
+    /// Engine sessions this store's calls found expired untaken (see
+    /// [`RedisStore::sessions_expired_total`]).
+    sessions_expired: AtomicU64,
 }
 
 /// Engine sessions, HTTP sessions and penalties in one Redis server, shared by
@@ -565,8 +582,25 @@ impl RedisStore {
                 max_sessions_per_peer: opts.max_sessions_per_peer,
                 http: opts.http,
                 op_timeout: t,
+                sessions_expired: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Engine handshake sessions whose deadline passed before they were taken
+    /// (abandoned handshakes, or a next step too late), as this store's own calls
+    /// found them in the shared index: a running total that never goes down.
+    ///
+    /// Each such session is counted once across every node sharing the Redis
+    /// server and prefix, by the node whose session insert or probe dropped it
+    /// from the index, or whose too-late take removed it, so the nodes' totals add
+    /// up to the cluster's. A session is
+    /// counted at the first handshake after its deadline, on any node (a quiet
+    /// cluster counts its last ones late; the index outlives its newest session by
+    /// [`INDEX_GRACE_MS`] so that none is lost).
+    #[must_use]
+    pub fn sessions_expired_total(&self) -> u64 {
+        self.inner.sessions_expired.load(Ordering::Relaxed)
     }
 
     fn key(&self, tag: &str, rest: &[u8]) -> Vec<u8> {
@@ -663,7 +697,7 @@ impl RedisStore {
         let probe = if value.is_some() { "0" } else { "1" };
         let op = if value.is_some() { "session insert" } else { "session probe" };
         let script = &self.inner.scripts.session_insert;
-        let answer: i64 = self
+        let (answer, expired): (i64, u64) = self
             .run(op, |mut conn| async move {
                 script
                     .key(&value_key)
@@ -677,10 +711,12 @@ impl RedisStore {
                     .arg(&member)
                     .arg(framed.as_slice())
                     .arg(probe)
+                    .arg(px.saturating_add(INDEX_GRACE_MS))
                     .invoke_async(&mut conn)
                     .await
             })
             .await?;
+        self.inner.sessions_expired.fetch_add(expired, Ordering::Relaxed);
         match answer {
             0 => Ok(SessionInsert::Inserted),
             1 => Ok(SessionInsert::Exists),
@@ -696,7 +732,7 @@ impl RedisStore {
         let index = self.key("sess-index", b"");
         let peer_prefix = self.key("sess-peer:", b"");
         let script = &self.inner.scripts.session_take;
-        let framed: Option<Vec<u8>> = self
+        let answer: Option<(Vec<u8>, i64)> = self
             .run("session take", |mut conn| async move {
                 script
                     .key(&value_key)
@@ -707,7 +743,7 @@ impl RedisStore {
                     .await
             })
             .await?;
-        let Some(framed) = framed else { return Ok(None) };
+        let Some((framed, indexed)) = answer else { return Ok(None) };
         let framed = SecretBytes::new(framed);
         let corrupt = || StoreError("redis error: session take: malformed session value".into());
         let deadline = framed.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).ok_or_else(corrupt)?;
@@ -715,6 +751,11 @@ impl RedisStore {
         let start = usize::try_from(u32::from_be_bytes(peer_len)).map_err(|_| corrupt())?.saturating_add(12);
         let blob = framed.get(start..).ok_or_else(corrupt)?;
         if u64::from_be_bytes(deadline) <= now {
+            // Too late: it expired untaken. Counted here if this take removed its
+            // index entry; otherwise a purge already dropped and counted it.
+            if indexed == 1 {
+                self.inner.sessions_expired.fetch_add(1, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         Ok(Some(SecretBytes::new(blob.to_vec())))

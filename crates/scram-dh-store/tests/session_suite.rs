@@ -901,6 +901,47 @@ mod redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_sessions_are_counted_once_across_nodes() {
+        // Two nodes on one Redis and prefix; deadlines by the callers' clock.
+        let server = support::redis::shared();
+        let o = options(&server);
+        let prefix = o.prefix.clone();
+        let (a, b) = (RedisStore::connect(o.clone()).await.unwrap(), RedisStore::connect(o).await.unwrap());
+        let totals = || (a.sessions_expired_total(), b.sessions_expired_total());
+        for i in 0..4 {
+            assert_eq!(
+                a.insert(&nth_key(i), "p", val(b"v"), 1000, 100).await.unwrap(),
+                SessionInsert::Inserted
+            );
+        }
+        // Taken in time (on the other node): never counted.
+        assert!(b.take(&nth_key(0), 1099).await.unwrap().is_some());
+        assert_eq!(totals(), (0, 0));
+        // Taken too late, on b: b counts it, and it leaves the index.
+        assert!(b.take(&nth_key(1), 1100).await.unwrap().is_none());
+        assert_eq!(totals(), (0, 1));
+        // The other two are dropped, and counted, by the next insert, here on b.
+        assert_eq!(b.insert(&nth_key(10), "q", val(b"w"), 1200, 100).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!(totals(), (0, 3));
+        // Nothing is counted twice: later calls on either node find nothing new,
+        // and a take of an already-dropped session counts nothing either.
+        assert_eq!(a.probe(&nth_key(11), "q", 1201).await.unwrap(), SessionInsert::Inserted);
+        assert!(a.take(&nth_key(2), 1202).await.unwrap().is_none());
+        assert_eq!(totals(), (0, 3));
+        // A probe drops what expired too: b's session, counted on a.
+        assert_eq!(a.probe(&nth_key(12), "q", 1300).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!(totals(), (1, 3));
+        // The index outlives its newest session by INDEX_GRACE_MS, so a quiet
+        // spell longer than the TTL loses nothing to Redis's own expiry.
+        assert_eq!(a.insert(&nth_key(13), "q", val(b"x"), 2000, 100).await.unwrap(), SessionInsert::Inserted);
+        let mut conn = raw(&server).await;
+        let pttl: i64 =
+            ::redis::cmd("PTTL").arg(format!("{prefix}sess-index")).query_async(&mut conn).await.unwrap();
+        let least = i64::try_from(scram_dh_store::redis::INDEX_GRACE_MS).unwrap();
+        assert!(pttl > least, "sess-index PTTL {pttl} ms");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stored_values_are_the_callers_bytes_only() {
         // A dump of Redis holds what the engine and the front gave (sealed blobs),
         // the usernames and the counters; nothing else is added in the clear.
