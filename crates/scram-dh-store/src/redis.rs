@@ -594,10 +594,9 @@ impl RedisStore {
     /// Each such session is counted once across every node sharing the Redis
     /// server and prefix, by the node whose session insert or probe dropped it
     /// from the index, or whose too-late take removed it, so the nodes' totals add
-    /// up to the cluster's. A session is
-    /// counted at the first handshake after its deadline, on any node (a quiet
-    /// cluster counts its last ones late; the index outlives its newest session by
-    /// [`INDEX_GRACE_MS`] so that none is lost).
+    /// up to the cluster's. A session is counted at the first handshake after its
+    /// deadline, on any node: a quiet cluster counts its last ones late, and the
+    /// index outlives its newest session by [`INDEX_GRACE_MS`] so that none is lost.
     #[must_use]
     pub fn sessions_expired_total(&self) -> u64 {
         self.inner.sessions_expired.load(Ordering::Relaxed)
