@@ -553,9 +553,8 @@ pub(crate) fn client_nonce(msg: &ClientMessage) -> &str {
 
 /// What a session source answers.
 enum Sample {
-    /// Live sessions if the store can tell, and its running total of expired ones
-    /// if it keeps one.
-    Count { live: Option<usize>, expired: Option<u64> },
+    /// What the store could tell.
+    Count(SessionCounts),
     /// The store cannot count (e.g. Redis); nothing is added.
     Unknown,
     /// The engine is gone: the source is dropped.
@@ -655,8 +654,7 @@ where
     let weak: Weak<ServerEngine<C, S>> = Arc::downgrade(engine);
     let sample = Box::new(move || match weak.upgrade() {
         None => Sample::Gone,
-        Some(engine) => counts(engine.sessions())
-            .map_or(Sample::Unknown, |c| Sample::Count { live: c.live, expired: c.expired_total }),
+        Some(engine) => counts(engine.sessions()).map_or(Sample::Unknown, Sample::Count),
     });
     add_source(key, sample);
 }
@@ -690,9 +688,7 @@ where
                 let store = any
                     .downcast_ref::<MemorySessionStore>()
                     .or_else(|| any.downcast_ref::<Arc<MemorySessionStore>>().map(AsRef::as_ref));
-                let Some(store) = store else { return Sample::Unknown };
-                let c = SessionCounts::of_memory(store);
-                Sample::Count { live: c.live, expired: c.expired_total }
+                store.map_or(Sample::Unknown, |store| Sample::Count(SessionCounts::of_memory(store)))
             }),
         );
     }
@@ -705,11 +701,11 @@ fn handshake_sessions() -> (Option<usize>, Option<u64>) {
     let mut expired = EXPIRED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut total = None;
     list.retain_mut(|s| match (s.sample)() {
-        Sample::Count { live, expired: count } => {
-            if let Some(live) = live {
+        Sample::Count(counts) => {
+            if let Some(live) = counts.live {
                 total = Some(total.unwrap_or(0) + live);
             }
-            if let Some(now) = count {
+            if let Some(now) = counts.expired_total {
                 let sum = expired.get_or_insert(0);
                 *sum = sum.saturating_add(now.saturating_sub(s.expired_seen));
                 s.expired_seen = s.expired_seen.max(now);
