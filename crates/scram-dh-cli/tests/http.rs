@@ -428,8 +428,7 @@ fn http_rfc7804_logs_in_with_a_password_on_one_request() {
 fn scrape_metric(http: &str, name: &str) -> Option<u64> {
     let text = raw_request(http, "GET /metrics HTTP/1.1\r\nHost: scram-dh\r\nConnection: close\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    let prefix = format!("{name} ");
-    text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap())
+    common::metric(&text, name)
 }
 
 #[test]
@@ -438,13 +437,9 @@ fn serve_counts_abandoned_http_handshakes_as_expired() {
     let (server, http) = start(dir.path(), &["--ttl", "1"]);
     let (live, expired) = ("scram_dh_handshake_sessions", "scram_dh_handshake_sessions_expired_total");
     assert_eq!(scrape_metric(&http, expired), Some(0), "serve reports the expired total");
-    // Two A1s (an unknown user gets a mock reply and a session all the same) whose
-    // A3 never comes. HTTP wants channel keys: the X25519 base point will do.
-    let key = "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    for nonce in [format!("{:064x}", 0xa1a1_u32), format!("{:064x}", 0xa1a2_u32)] {
-        let body = format!(
-            r#"{{"type":"auth_pairing","username":"nobody","client_nonce":"{nonce}","group":"x25519","public_key":"{key}"}}"#
-        );
+    // Two A1s whose A3 never comes.
+    for nonce in [0xa1a1, 0xa1a2] {
+        let body = common::lone_a1_json(nonce);
         let request = format!(
             "POST /v1/auth/pairing HTTP/1.1\r\nHost: scram-dh\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\nConnection: close\r\n\r\n{body}",

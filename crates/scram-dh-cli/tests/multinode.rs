@@ -288,24 +288,17 @@ fn a_login_split_across_nodes_works_and_nothing_replays_on_the_other_node() {
 fn expired_total(addr: &str) -> u64 {
     let (status, text) = http(addr, "GET", "/metrics", &[], "");
     assert_eq!(status, 200, "{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix("scram_dh_handshake_sessions_expired_total "))
+    common::metric(&text, "scram_dh_handshake_sessions_expired_total")
         .unwrap_or_else(|| panic!("{addr} reports no expired total:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[test]
 fn abandoned_handshakes_are_counted_once_by_the_node_that_drops_them() {
     let c = Cluster::up(2, "--ttl 1");
     let (n1, n2) = (c.node_http(1), c.node_http(2));
-    // Three A1s on node 1 that no A3 follows (an unknown user gets a session too).
-    let key = "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    // Three A1s on node 1 that no A3 follows.
     let a1 = |node: &str, n: u32| {
-        let body = format!(
-            r#"{{"type":"auth_pairing","username":"nobody","client_nonce":"{n:064x}","group":"x25519","public_key":"{key}"}}"#
-        );
+        let body = common::lone_a1_json(n);
         let (status, reply) = http(node, "POST", AUTH_PAIRING, &[("X-Forwarded-For", "10.0.0.9")], &body);
         assert_eq!(status, 200, "{reply}");
     };

@@ -223,3 +223,21 @@ pub fn assert_absent(what: &str, haystack: &[u8], secret: &str) {
         assert!(!contains(haystack, &needle), "password ({name}) found in {what}");
     }
 }
+
+/// The JSON of an A1 (`POST /v1/auth/pairing`) for the unknown user `nobody` with
+/// client nonce `n` (as 64 hex digits), for tests that never follow it up: the
+/// server answers with a mock reply and keeps a handshake session all the same.
+/// HTTP wants channel keys; the X25519 base point will do.
+pub fn lone_a1_json(n: u32) -> String {
+    let key = "CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    format!(
+        r#"{{"type":"auth_pairing","username":"nobody","client_nonce":"{n:064x}","group":"x25519","public_key":"{key}"}}"#
+    )
+}
+
+/// The value of the unlabelled metric `name` in a Prometheus text exposition
+/// (`None`: the line is absent).
+pub fn metric(text: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).map(|v| v.trim().parse().unwrap())
+}
