@@ -220,6 +220,13 @@ impl SessionStore for AnySessions {
             Self::Redis(s) => s.take(key, now_ms).await,
         }
     }
+
+    async fn shared_live(&self, now_ms: u64) -> Result<Option<usize>, StoreError> {
+        match self {
+            Self::Memory(s) => s.shared_live(now_ms).await,
+            Self::Redis(s) => s.shared_live(now_ms).await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -450,6 +450,8 @@ fn serve_counts_abandoned_http_handshakes_as_expired() {
     }
     assert_eq!(scrape_metric(&http, live), Some(2));
     assert_eq!(scrape_metric(&http, expired), Some(0));
+    // The memory store is this process's own: no shared-store gauge beside it.
+    assert_eq!(scrape_metric(&http, "scram_dh_handshake_sessions_shared"), None);
     // Past the 1 s TTL, a scrape of the quiet server finds both expired.
     std::thread::sleep(std::time::Duration::from_millis(1300));
     assert_eq!(scrape_metric(&http, live), Some(0));

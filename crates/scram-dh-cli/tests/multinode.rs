@@ -292,8 +292,18 @@ fn expired_total(addr: &str) -> u64 {
         .unwrap_or_else(|| panic!("{addr} reports no expired total:\n{text}"))
 }
 
+/// `scram_dh_handshake_sessions_shared` on `addr`: the shared store's live
+/// handshakes. A node on Redis has no count of its own to report.
+fn shared_live(addr: &str) -> u64 {
+    let (status, text) = http(addr, "GET", "/metrics", &[], "");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(common::metric(&text, "scram_dh_handshake_sessions"), None, "{text}");
+    common::metric(&text, "scram_dh_handshake_sessions_shared")
+        .unwrap_or_else(|| panic!("{addr} reports no shared live count:\n{text}"))
+}
+
 #[test]
-fn abandoned_handshakes_are_counted_once_by_the_node_that_drops_them() {
+fn abandoned_handshakes_show_live_on_every_node_then_expire_counted_once() {
     let c = Cluster::up(2, "--ttl 1");
     let (n1, n2) = (c.node_http(1), c.node_http(2));
     // Three A1s on node 1 that no A3 follows.
@@ -302,15 +312,21 @@ fn abandoned_handshakes_are_counted_once_by_the_node_that_drops_them() {
         let (status, reply) = http(node, "POST", AUTH_PAIRING, &[("X-Forwarded-For", "10.0.0.9")], &body);
         assert_eq!(status, 200, "{reply}");
     };
+    assert_eq!((shared_live(&n1), shared_live(&n2)), (0, 0));
     for n in 1..=3 {
         a1(&n1, n);
     }
+    // Live, the three show on both nodes: the store's count, not node 1's.
+    assert_eq!((shared_live(&n1), shared_live(&n2)), (3, 3));
     std::thread::sleep(Duration::from_millis(1300));
-    // Past the TTL nobody has dropped them yet; the next handshake, on node 2,
-    // drops all three from the shared index and counts them there, once.
+    // Past the TTL they are no longer live, but nobody has dropped them yet; the
+    // next handshake, on node 2, drops all three from the shared index and
+    // counts them there, once.
+    assert_eq!((shared_live(&n1), shared_live(&n2)), (0, 0));
     assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 0));
     a1(&n2, 4);
     assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 3));
+    assert_eq!((shared_live(&n1), shared_live(&n2)), (1, 1));
     a1(&n1, 5);
     assert_eq!((expired_total(&n1), expired_total(&n2)), (0, 3), "nothing is counted twice");
 }
@@ -559,9 +575,16 @@ fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts
     let t_redis_down = Instant::now();
     c.ctl("stop-redis");
     pause(3);
+    // A scrape during the outage still answers, without the gauge Redis would give.
+    let (status, text) = http(&c.node_http(1), "GET", "/metrics", &[], "");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(common::metric(&text, "scram_dh_handshake_sessions_shared"), None, "{text}");
+    assert!(text.contains("scram_dh_handshakes_total"), "{text}");
     c.ctl("start-redis");
     let t_redis_up = Instant::now();
     pause(4);
+    // And the gauge is back once Redis is, with no restart.
+    let _ = shared_live(&c.node_http(1));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let results = loader.join().unwrap();
 
@@ -594,6 +617,12 @@ fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts
     for i in [1, 2] {
         let log = c.node_log(i);
         assert!(!log.contains(c.get("REDIS_PASSWORD")), "node {i} logs the Redis password");
+        if i == 1 {
+            assert!(
+                log.contains("scram_dh_handshake_sessions_shared left out"),
+                "node 1: the failed scrape is not logged"
+            );
+        }
         assert!(log.contains("listening on"), "node {i} restarted?");
         assert_eq!(log.matches("listening on").count(), 1, "node {i} restarted");
     }

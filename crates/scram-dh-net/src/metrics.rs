@@ -20,6 +20,7 @@
 //! | `scram_dh_channels` | gauge | none: open encrypted TCP channels |
 //! | `scram_dh_handshake_sessions` | gauge | none: in-flight handshakes held by the engines' session stores (when they can count them: [`watch_sessions`]) |
 //! | `scram_dh_handshake_sessions_expired_total` | counter | none: handshake sessions dropped when their TTL passed before the next step: abandoned handshakes (or a next step too late), on every front; for stores that count them (the memory store; Redis, per node) |
+//! | `scram_dh_handshake_sessions_shared` | gauge | none: in-flight handshakes in the session store the HTTP front's engine shares with other nodes (Redis), every node's together: the same figure on each node, so take the max across nodes, not the sum ([`SessionStore::shared_live`]) |
 //! | `scram_dh_http_sessions` | gauge | none: live HTTP sessions of the front answering the scrape |
 //!
 //! Outcomes: `ok` registered or authenticated; `failed` a wrong proof or an
@@ -37,7 +38,10 @@
 //! stores that can tell: the memory store, and Redis, where each node counts the
 //! expired sessions its own calls dropped from the shared index (so the nodes'
 //! totals add up to the cluster's; a session is counted at the first handshake
-//! after its deadline, on any node, and Redis reports no live count per node).
+//! after its deadline, on any node). Redis cannot tell which live sessions are a
+//! node's own (the next step may reach any node), so it reports no
+//! `scram_dh_handshake_sessions`; `scram_dh_handshake_sessions_shared` gives the
+//! whole store's count instead, read at each scrape.
 //!
 //! Durations: over TCP and standard SCRAM the time from the first line of a
 //! handshake to its final reply. Over HTTP a handshake spans two requests; the
@@ -744,11 +748,12 @@ fn counter_by(
 /// The whole registry in the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 #[must_use]
 pub fn render() -> String {
-    render_with(None)
+    render_with(None, None)
 }
 
-/// [`render`], plus `scram_dh_http_sessions` when `http_sessions` is known.
-pub(crate) fn render_with(http_sessions: Option<usize>) -> String {
+/// [`render`], plus `scram_dh_http_sessions` when `http_sessions` is known and
+/// `scram_dh_handshake_sessions_shared` when `shared_sessions` is.
+pub(crate) fn render_with(http_sessions: Option<usize>, shared_sessions: Option<usize>) -> String {
     let r = &REGISTRY;
     let mut out = String::with_capacity(16 * 1024);
     header(
@@ -834,6 +839,15 @@ pub(crate) fn render_with(http_sessions: Option<usize>) -> String {
             "Handshake sessions that expired before their next step came: abandoned handshakes.",
         );
         let _ = writeln!(out, "scram_dh_handshake_sessions_expired_total {n}");
+    }
+    if let Some(n) = shared_sessions {
+        header(
+            &mut out,
+            "scram_dh_handshake_sessions_shared",
+            "gauge",
+            "In-flight handshake sessions in the session store shared with other nodes, all nodes together.",
+        );
+        let _ = writeln!(out, "scram_dh_handshake_sessions_shared {n}");
     }
     if let Some(n) = http_sessions {
         header(&mut out, "scram_dh_http_sessions", "gauge", "Live HTTP sessions of this front.");

@@ -602,6 +602,24 @@ impl RedisStore {
         self.inner.sessions_expired.load(Ordering::Relaxed)
     }
 
+    /// Engine handshake sessions live in the shared index at `now_ms` (deadline
+    /// later than `now_ms`), every node's together. A read only: the expired
+    /// members it skips stay for the insert that drops and counts them (see
+    /// [`sessions_expired_total`](Self::sessions_expired_total)).
+    ///
+    /// # Errors
+    /// A [`StoreError`] when Redis does not answer.
+    pub async fn sessions_live(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let index = self.key("sess-index", b"");
+        let min = format!("({}", clamp(now_ms));
+        let n: u64 = self
+            .run("session count", |mut conn| async move {
+                ::redis::cmd("ZCOUNT").arg(&index).arg(&min).arg("+inf").query_async(&mut conn).await
+            })
+            .await?;
+        usize::try_from(n).map_err(|_| StoreError("redis error: session count out of range".into()))
+    }
+
     fn key(&self, tag: &str, rest: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.inner.prefix.len() + tag.len() + rest.len());
         k.extend_from_slice(&self.inner.prefix);
@@ -1006,6 +1024,10 @@ impl SessionStore for RedisStore {
 
     async fn take(&self, key: &SessionKey, now_ms: u64) -> Result<Option<SecretBytes>, StoreError> {
         self.session_take(key, now_ms).await
+    }
+
+    async fn shared_live(&self, now_ms: u64) -> Result<Option<usize>, StoreError> {
+        self.sessions_live(now_ms).await.map(Some)
     }
 }
 

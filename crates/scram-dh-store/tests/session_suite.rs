@@ -942,6 +942,43 @@ mod redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn live_sessions_are_counted_for_the_whole_store_on_every_node() {
+        // Two nodes on one Redis and prefix: each counts every node's live
+        // sessions (deadline after now), through the trait and through an Arc.
+        let server = support::redis::shared();
+        let o = options(&server);
+        let (a, b) = (RedisStore::connect(o.clone()).await.unwrap(), RedisStore::connect(o).await.unwrap());
+        let b = std::sync::Arc::new(b);
+        let live = |now| {
+            let (a, b) = (a.clone(), std::sync::Arc::clone(&b));
+            async move { (a.shared_live(now).await.unwrap(), b.shared_live(now).await.unwrap()) }
+        };
+        assert_eq!(live(1000).await, (Some(0), Some(0)));
+        for i in 0..3 {
+            assert_eq!(
+                a.insert(&nth_key(i), "p", val(b"v"), 1000, 100).await.unwrap(),
+                SessionInsert::Inserted
+            );
+        }
+        assert_eq!(b.insert(&nth_key(3), "q", val(b"w"), 1000, 500).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!(live(1050).await, (Some(4), Some(4)));
+        // A probe holds nothing; a take (on the other node) frees its session.
+        assert_eq!(b.probe(&nth_key(4), "q", 1050).await.unwrap(), SessionInsert::Inserted);
+        assert!(b.take(&nth_key(0), 1050).await.unwrap().is_some());
+        assert_eq!(live(1050).await, (Some(3), Some(3)));
+        // At its deadline a session is no longer live (as the insert's cap sees it).
+        assert_eq!(live(1099).await, (Some(3), Some(3)));
+        assert_eq!(live(1100).await, (Some(1), Some(1)));
+        // Counting only reads: the expired are left for the insert that drops
+        // them and counts them as expired, once.
+        assert_eq!((a.sessions_expired_total(), b.sessions_expired_total()), (0, 0));
+        assert_eq!(a.insert(&nth_key(5), "p", val(b"x"), 1200, 100).await.unwrap(), SessionInsert::Inserted);
+        assert_eq!((a.sessions_expired_total(), b.sessions_expired_total()), (2, 0));
+        assert_eq!(live(1200).await, (Some(2), Some(2)));
+        assert_eq!(live(1500).await, (Some(0), Some(0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stored_values_are_the_callers_bytes_only() {
         // A dump of Redis holds what the engine and the front gave (sealed blobs),
         // the usernames and the counters; nothing else is added in the clear.

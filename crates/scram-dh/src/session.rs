@@ -113,6 +113,15 @@ pub trait SessionStore: Send + Sync {
         key: &SessionKey,
         now_ms: u64,
     ) -> impl Future<Output = Result<Option<SecretBytes>, StoreError>> + Send;
+
+    /// For a store that several nodes share: how many live sessions it holds at
+    /// `now_ms`, every node's together (`scram_dh_handshake_sessions_shared`).
+    /// `None`, the default, for a store only this process uses: the metrics count
+    /// those directly ([`MemorySessionStore::len`]). A wrapper must forward it.
+    fn shared_live(&self, now_ms: u64) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send {
+        let _ = now_ms;
+        core::future::ready(Ok(None))
+    }
 }
 
 struct Entry {
@@ -327,6 +336,9 @@ impl<T: SessionStore> SessionStore for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<Option<SecretBytes>, StoreError>> + Send {
         (**self).take(key, now_ms)
     }
+    fn shared_live(&self, now_ms: u64) -> impl Future<Output = Result<Option<usize>, StoreError>> + Send {
+        (**self).shared_live(now_ms)
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +379,18 @@ mod tests {
         assert_eq!(block(s.take(&k, 2)).unwrap().as_deref().map(Vec::as_slice), Some(&[1u8][..]));
         assert!(block(s.take(&k, 3)).unwrap().is_none(), "consumed");
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_process_local_store_reports_no_shared_count() {
+        // The metrics count a memory store through `len`; its `shared_live` (the
+        // trait's default, and through an Arc) is `None`, so no node adds a
+        // `scram_dh_handshake_sessions_shared` for it.
+        let s = std::sync::Arc::new(MemorySessionStore::new(10, 10));
+        block(s.insert(&key(3, Phase::Authentication), "p", val(1), 0, 100)).unwrap();
+        assert_eq!(block(s.shared_live(1)).unwrap(), None);
+        assert_eq!(block((*s).shared_live(1)).unwrap(), None);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

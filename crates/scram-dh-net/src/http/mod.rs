@@ -332,10 +332,24 @@ async fn ping(signed: Router, req: Request<Body>) -> Response {
     }
 }
 
-/// `GET /metrics`: the registry, with this front's live HTTP sessions.
-async fn metrics_route<C, S>(State(st): State<Arc<FrontState<C, S>>>) -> Response {
-    let http_sessions = st.sessions.live(crate::server::now_ms()).await.ok();
-    let body = crate::metrics::render_with(http_sessions);
+/// `GET /metrics`: the registry, with this front's live HTTP sessions and, for a
+/// session store other nodes share, its live handshake sessions. A store that
+/// does not answer leaves its gauge out of this scrape (the failure is logged).
+async fn metrics_route<C, S>(State(st): State<Arc<FrontState<C, S>>>) -> Response
+where
+    C: CredentialStore,
+    S: SessionStore,
+{
+    let now = crate::server::now_ms();
+    let http_sessions = st.sessions.live(now).await.ok();
+    let shared = match st.engine.sessions().shared_live(now).await {
+        Ok(n) => n,
+        Err(error) => {
+            tracing::warn!(%error, "metrics: the shared session store did not answer; scram_dh_handshake_sessions_shared left out");
+            None
+        }
+    };
+    let body = crate::metrics::render_with(http_sessions, shared);
     ([(header::CONTENT_TYPE, HeaderValue::from_static(crate::metrics::CONTENT_TYPE))], body).into_response()
 }
 
