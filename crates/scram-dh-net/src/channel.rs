@@ -6,7 +6,7 @@
 //! the end of the connection without one reports truncation, never a clean end.
 //! Any failure closes the channel for good.
 //!
-//! [`RecordLayer`] is the one implementation of all this; [`SecureChannel`]
+//! `RecordLayer` is the one implementation of all this; [`SecureChannel`]
 //! (message-oriented, async methods) and [`SecureStream`](crate::stream::SecureStream)
 //! (`AsyncRead + AsyncWrite`) are two faces of it.
 

@@ -1,6 +1,6 @@
 //! The TCP front (SPEC 1, 5, 7): accepts connections through the
 //! [admission layer](crate::admission), runs each connection's handshakes
-//! ([`crate::handshake`]), then hands the encrypted channel to a [`Service`]
+//! (the crate's `handshake` module), then hands the encrypted channel to a [`Service`]
 //! under an idle timeout. Shuts down gracefully: stops accepting, lets handshakes
 //! in flight finish (a committed record is never lost: SQLite commits atomically
 //! before R4 is written), tells services to stop.

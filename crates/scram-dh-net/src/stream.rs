@@ -1,5 +1,5 @@
 //! The encrypted channel as a byte stream: [`SecureStream`] implements tokio's
-//! `AsyncRead` and `AsyncWrite` over the same records as [`SecureChannel`]
+//! `AsyncRead` and `AsyncWrite` over the same records as [`SecureChannel`](crate::channel::SecureChannel)
 //! (SPEC 7), so an application can use `read_exact`, `copy`, codecs or any
 //! protocol that wants a stream.
 

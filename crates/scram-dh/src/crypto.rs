@@ -60,7 +60,7 @@ impl HmacKey {
         Self(HmacSha256::new_from_slice(key).expect("HMAC accepts any key length"))
     }
 
-    /// HMAC-SHA-256 over the concatenation of `parts`: the same value as [`hmac`].
+    /// HMAC-SHA-256 over the concatenation of `parts`: the same value as [`hmac()`].
     #[must_use]
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = self.0.clone();

@@ -1,7 +1,7 @@
 //! Wire messages, version 1 (SPEC 7): one JSON object per message with a `"type"`
 //! and exactly the listed fields. Parsing is strict: an unknown, missing, duplicate,
 //! `null` or mistyped field, trailing data, or a non-canonical base64 string is
-//! [`Error::InvalidMessage`](crate::Error::InvalidMessage).
+//! [`crate::Error::InvalidMessage`].
 
 use core::fmt;
 
