@@ -21,7 +21,7 @@
 //! | `scram_dh_handshake_sessions` | gauge | none: in-flight handshakes held by the engines' session stores (when they can count them: [`watch_sessions`]) |
 //! | `scram_dh_handshake_sessions_expired_total` | counter | none: handshake sessions dropped when their TTL passed before the next step: abandoned handshakes (or a next step too late), on every front; for stores that count them (the memory store; Redis, per node) |
 //! | `scram_dh_handshake_sessions_shared` | gauge | none: in-flight handshakes in the session store the HTTP front's engine shares with other nodes (Redis), every node's together: the same figure on each node, so take the max across nodes, not the sum ([`SessionStore::shared_live`]) |
-//! | `scram_dh_http_sessions` | gauge | none: live HTTP sessions of the front answering the scrape |
+//! | `scram_dh_http_sessions` | gauge | none: live HTTP sessions of the front answering the scrape; with a store nodes share (Redis), the store's, every node's together (take the max across nodes) |
 //!
 //! Outcomes: `ok` registered or authenticated; `failed` a wrong proof or an
 //! unknown user (`authentication_failed`); `refused` by the admission layer

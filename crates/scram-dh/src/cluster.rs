@@ -106,7 +106,8 @@ pub trait HttpSessionStore: Send + Sync + fmt::Debug {
     /// Ends session `id` (no error if there is none).
     fn end<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
 
-    /// Live sessions now (for metrics and tests; may purge expired ones).
+    /// Live sessions now (for metrics and tests; may purge expired ones). For a
+    /// store several nodes share, every node's together.
     fn live(&self, now_ms: u64) -> StoreFuture<'_, usize>;
 }
 
