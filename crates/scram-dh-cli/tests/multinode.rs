@@ -285,9 +285,15 @@ fn a_login_split_across_nodes_works_and_nothing_replays_on_the_other_node() {
 }
 
 /// `scram_dh_handshake_sessions_expired_total` in a scrape of `addr`.
-fn expired_total(addr: &str) -> u64 {
+/// `GET /metrics` on `addr`, which must answer 200: the exposition text.
+fn scrape(addr: &str) -> String {
     let (status, text) = http(addr, "GET", "/metrics", &[], "");
     assert_eq!(status, 200, "{text}");
+    text
+}
+
+fn expired_total(addr: &str) -> u64 {
+    let text = scrape(addr);
     common::metric(&text, "scram_dh_handshake_sessions_expired_total")
         .unwrap_or_else(|| panic!("{addr} reports no expired total:\n{text}"))
 }
@@ -295,8 +301,7 @@ fn expired_total(addr: &str) -> u64 {
 /// `scram_dh_handshake_sessions_shared` on `addr`: the shared store's live
 /// handshakes. A node on Redis has no count of its own to report.
 fn shared_live(addr: &str) -> u64 {
-    let (status, text) = http(addr, "GET", "/metrics", &[], "");
-    assert_eq!(status, 200, "{text}");
+    let text = scrape(addr);
     assert_eq!(common::metric(&text, "scram_dh_handshake_sessions"), None, "{text}");
     common::metric(&text, "scram_dh_handshake_sessions_shared")
         .unwrap_or_else(|| panic!("{addr} reports no shared live count:\n{text}"))
@@ -576,8 +581,7 @@ fn postgres_then_redis_killed_mid_load_fail_clearly_and_recover_without_restarts
     c.ctl("stop-redis");
     pause(3);
     // A scrape during the outage still answers, without the gauge Redis would give.
-    let (status, text) = http(&c.node_http(1), "GET", "/metrics", &[], "");
-    assert_eq!(status, 200, "{text}");
+    let text = scrape(&c.node_http(1));
     assert_eq!(common::metric(&text, "scram_dh_handshake_sessions_shared"), None, "{text}");
     assert!(text.contains("scram_dh_handshakes_total"), "{text}");
     c.ctl("start-redis");
