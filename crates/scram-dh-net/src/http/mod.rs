@@ -341,8 +341,10 @@ where
     S: SessionStore,
 {
     let now = crate::server::now_ms();
-    let http_sessions = st.sessions.live(now).await.ok();
-    let shared = match st.engine.sessions().shared_live(now).await {
+    // Both may ask the same Redis: at once, so a hung one costs one timeout, not two.
+    let (http_sessions, shared) = tokio::join!(st.sessions.live(now), st.engine.sessions().shared_live(now));
+    let http_sessions = http_sessions.ok();
+    let shared = match shared {
         Ok(n) => n,
         Err(error) => {
             tracing::warn!(%error, "metrics: the shared session store did not answer; scram_dh_handshake_sessions_shared left out");
