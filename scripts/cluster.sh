@@ -15,7 +15,7 @@
 # Environment: NODES (default 2), SCRAM_DH_BIN (default: target/release/scram-dh, built if
 # missing), SCRAM_DH_NODE_ARGS (extra `serve` flags for every node).
 # Needs postgresql-15, redis-server and nginx (Debian; scripts/peers.sh installs them).
-# Every server listens on 127.0.0.1 only, on free ports chosen at start.
+# Every server listens on 127.0.0.1 only, on free ports chosen at start (free_port below).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -29,8 +29,55 @@ cmd="${1:-}"
 DIR="${2:-$ROOT/target/cluster}"
 NODES="${NODES:-2}"
 
+# A loopback port for a server started here, by the protocol of crates/scram-dh-testkit
+# (whose docs say why): from outside the kernel's ephemeral range, so that no bind(0)
+# or outgoing connection takes it between this pick and the server's bind (or while
+# stop-redis/stop-postgres leave it closed), and reserved for 30 minutes by a file
+# created with O_EXCL in $TMPDIR/scram-dh-test-ports, so that clusters and test
+# servers started side by side never get the same one.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 - <<'PY'
+import os, random, socket, tempfile, time
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+ports = [p for p in range(10000, 65536) if not lo <= p <= hi]
+d = os.path.join(tempfile.gettempdir(), "scram-dh-test-ports")
+def reserve(port):
+    path = os.path.join(d, str(port))
+    for _ in range(2):
+        try:
+            os.makedirs(d, exist_ok=True)
+            with open(path, "x") as f:
+                f.write(f"{os.getpid()}\n")
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(path).st_mtime <= 30 * 60:
+                    return False
+                os.remove(path)
+            except OSError:
+                pass
+        except OSError:
+            return False
+    return False
+def free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+for port in random.sample(ports, min(256, len(ports))):
+    if reserve(port) and free(port):
+        print(port)
+        break
+else:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+PY
 }
 
 # PostgreSQL refuses to run as root: the server and its tools run as `postgres` then.

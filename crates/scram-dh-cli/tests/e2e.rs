@@ -399,7 +399,7 @@ fn exit_codes() {
     // No credential saved: usage.
     assert_eq!(cli(&client, &["login", "nobody", "--server", "127.0.0.1:9"], None).status.code(), Some(2));
     // Connection refused: find a free port, then do not listen on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = scram_dh_testkit::free_port();
     let out = cli(
         &client,
         &["register", "x", "--server", &format!("127.0.0.1:{port}"), "--password-stdin"],

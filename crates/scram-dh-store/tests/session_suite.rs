@@ -1023,7 +1023,7 @@ mod redis_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connect_fails_fast_when_nothing_listens() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = scram_dh_testkit::free_port();
         let mut o = RedisOptions::new(format!("redis://:{PASSWORD}@127.0.0.1:{port}/0"));
         o.op_timeout = Duration::from_millis(800);
         let started = Instant::now();

@@ -345,7 +345,7 @@ mod postgres_only {
         assert!(!err.0.contains("Wrong-Pass-123") && !err.0.contains("gave up"), "{err}");
 
         // Nothing listening: retried, then a clear error naming the target.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = scram_dh_testkit::free_port();
         let closed = format!("postgres://someone:{PASSWORD}@127.0.0.1:{port}/db");
         let start = Instant::now();
         let err = PostgresCredentialStore::connect(&closed, fast.clone()).await.unwrap_err();

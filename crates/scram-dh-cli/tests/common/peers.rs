@@ -9,7 +9,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
@@ -129,8 +128,9 @@ pub fn show(what: &str, out: &Output) -> String {
     format!("{what}: status {:?}\nstdout:\n{}\nstderr:\n{}", out.status, text(&out.stdout), text(&out.stderr))
 }
 
+/// A loopback port for a server the test starts; see `scram_dh_testkit::free_port`.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    scram_dh_testkit::free_port()
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 //! It never skips: when PostgreSQL cannot start, the test panics with the reason
 //! (`scripts/peers.sh` installs PostgreSQL 15).
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -78,7 +77,7 @@ impl Cluster {
             ]),
             "initdb (as postgres)",
         );
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = scram_dh_testkit::free_port();
         let cluster = Self { dir, port };
         cluster.pg_ctl_start();
         let create = format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'");

@@ -6,7 +6,7 @@
 //! for outage tests.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -38,7 +38,7 @@ impl Server {
     /// A new server on a free port, answering PING.
     pub fn new() -> Self {
         let dir = tempfile::Builder::new().prefix("scram-dh-store-redis-").tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = scram_dh_testkit::free_port();
         let server = Self { dir, port, child: Mutex::new(None) };
         server.start();
         server

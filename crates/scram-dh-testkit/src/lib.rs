@@ -1,0 +1,179 @@
+//! Test support shared by the workspace's test suites (a dev-dependency only).
+//!
+//! [`free_port`] hands out a loopback port for a server the test starts itself
+//! and may restart on the same port: PostgreSQL, Redis, nginx, `scram-dh serve`.
+//!
+//! The usual trick, bind port 0 and close the listener, races: between that
+//! close and the server's own bind, the kernel may give the same port to any
+//! other `bind(0)` or to the local end of an outgoing connection, and the
+//! server then fails with "Address already in use". CI saw exactly that when a
+//! test of one cluster ran beside the others. So the port here comes from
+//! outside the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`),
+//! where the kernel never picks one by itself, and each port handed out is
+//! reserved for [`RESERVATION_TTL`] by a file created with `O_EXCL` in
+//! [`reservation_dir`], so that two tests (in one process or in several) never
+//! get the same one. `scripts/cluster.sh` follows the same protocol, in Python,
+//! with the same directory.
+//!
+//! ```
+//! let a = scram_dh_testkit::free_port();
+//! let b = scram_dh_testkit::free_port();
+//! assert_ne!(a, b);
+//! std::net::TcpListener::bind(("127.0.0.1", a)).expect("the port is free");
+//! ```
+#![forbid(unsafe_code)]
+
+use std::collections::hash_map::RandomState;
+use std::fs::OpenOptions;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{ErrorKind, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// How long a handed-out port stays reserved: longer than any test holds one.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// The lowest port handed out (below it sit well-known services: 3306, 5432, 6379, 8080).
+const LOWEST: u16 = 10_000;
+
+/// The directory of port reservations: `$TMPDIR/scram-dh-test-ports`.
+pub fn reservation_dir() -> PathBuf {
+    std::env::temp_dir().join("scram-dh-test-ports")
+}
+
+/// The kernel's ephemeral range, inclusive (Linux's default when it cannot be read).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32_768, 60_999))
+}
+
+/// The ports outside the ephemeral range, from [`LOWEST`] up, as inclusive ranges.
+fn candidate_ranges() -> Vec<(u16, u16)> {
+    let (lo, hi) = ephemeral_range();
+    let mut ranges = Vec::new();
+    if lo > LOWEST {
+        ranges.push((LOWEST, lo - 1));
+    }
+    if hi < u16::MAX {
+        ranges.push((hi.saturating_add(1).max(LOWEST), u16::MAX));
+    }
+    ranges
+}
+
+/// Reserves `port` for this caller: true when the reservation file was created
+/// (or a stale one replaced), false when another caller holds it.
+fn reserve(port: u16) -> bool {
+    let dir = reservation_dir();
+    let path = dir.join(port.to_string());
+    for _ in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                // Who took it, for a person looking at the directory.
+                let _ = writeln!(f, "{}", std::process::id());
+                return true;
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let age = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok());
+                match age {
+                    // Stale: take it over (one retry; a racing caller may win it).
+                    Some(age) if age > RESERVATION_TTL => {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                    _ => return false,
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if std::fs::create_dir_all(&dir).is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// A loopback port nothing listens on, for a server the test starts (and may
+/// restart) on it; see the crate docs for why not port 0.
+///
+/// Falls back to the kernel's pick (bind port 0) only when the ephemeral range
+/// leaves no port above [`LOWEST`] or the reservation directory is unusable.
+///
+/// # Panics
+/// When even port 0 cannot be bound on 127.0.0.1: no loopback, no test.
+pub fn free_port() -> u16 {
+    let ranges = candidate_ranges();
+    let total: u32 = ranges.iter().map(|&(a, b)| u32::from(b - a) + 1).sum();
+    if total > 0 {
+        let mut rng = RandomState::new().build_hasher();
+        for attempt in 0..256u32 {
+            rng.write_u32(attempt);
+            let mut k = (rng.finish() % u64::from(total)) as u32;
+            let mut port = 0;
+            for &(a, b) in &ranges {
+                let n = u32::from(b - a) + 1;
+                if k < n {
+                    port = a + k as u16;
+                    break;
+                }
+                k -= n;
+            }
+            if reserve(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    #[allow(clippy::expect_used)]
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a loopback port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_outside_the_ephemeral_range_and_never_handed_out_twice() {
+        let (lo, hi) = ephemeral_range();
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "a port handed out twice: {ports:?}");
+        for &p in &ports {
+            assert!(p >= LOWEST && !(lo..=hi).contains(&p), "{p} is in the ephemeral range {lo}-{hi}");
+            assert!(reservation_dir().join(p.to_string()).is_file(), "{p} not reserved");
+        }
+    }
+
+    #[test]
+    fn a_held_reservation_is_refused_and_a_stale_one_taken_over() {
+        let port = free_port();
+        assert!(!reserve(port), "reserved twice");
+        let path = reservation_dir().join(port.to_string());
+        let old = SystemTime::now() - RESERVATION_TTL - Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(old)).unwrap();
+        assert!(reserve(port), "a stale reservation was not taken over");
+        assert!(!reserve(port));
+    }
+
+    #[test]
+    fn the_ranges_leave_out_the_ephemeral_range() {
+        let (lo, hi) = ephemeral_range();
+        for (a, b) in candidate_ranges() {
+            assert!(a >= LOWEST && a <= b);
+            assert!(b < lo || a > hi, "{a}-{b} overlaps {lo}-{hi}");
+        }
+    }
+}
