@@ -20,3 +20,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # CPUs without IFMA too (bochscpu-python from PyPI in target/ifma-emu/venv).
 interop/ifma-emu/run.sh 100
 cargo test --workspace --locked --no-fail-fast
+# Information, not a test (it never fails the run): the CPU, OpenSSL's ffdh6144 derive,
+# and the modp registration DH step on each modexp engine this CPU runs.
+./scripts/machine-info.sh
