@@ -37,18 +37,20 @@ NODES="${NODES:-2}"
 # servers started side by side never get the same one.
 free_port() {
     python3 - <<'PY'
-import os, random, socket, tempfile, time
+import os, random, socket, time
 try:
     lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
 except (OSError, ValueError):
     lo, hi = 32768, 60999
 ports = [p for p in range(10000, 65536) if not lo <= p <= hi]
-d = os.path.join(tempfile.gettempdir(), "scram-dh-test-ports")
+d = os.path.join(os.environ.get("TMPDIR") or "/tmp", "scram-dh-test-ports")  # as Rust's temp_dir()
 def reserve(port):
     path = os.path.join(d, str(port))
     for _ in range(2):
         try:
-            os.makedirs(d, exist_ok=True)
+            if not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
+                os.chmod(d, 0o1777)
             with open(path, "x") as f:
                 f.write(f"{os.getpid()}\n")
             return True

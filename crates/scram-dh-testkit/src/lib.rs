@@ -28,6 +28,7 @@ use std::fs::OpenOptions;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -95,6 +96,8 @@ fn reserve(port: u16) -> bool {
                 if std::fs::create_dir_all(&dir).is_err() {
                     return false;
                 }
+                // Shared by every user's tests, as /tmp is: sticky and world-writable.
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
             }
             Err(_) => return false,
         }
