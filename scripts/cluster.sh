@@ -62,7 +62,7 @@ def reserve(port):
             except OSError:
                 pass
         except OSError:
-            return False
+            return True  # the directory is unusable: unreserved, still outside the range
     return False
 def free(port):
     with socket.socket() as s:

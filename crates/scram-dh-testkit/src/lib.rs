@@ -29,7 +29,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// How long a handed-out port stays reserved: longer than any test holds one.
@@ -67,17 +67,31 @@ fn candidate_ranges() -> Vec<(u16, u16)> {
     ranges
 }
 
-/// Reserves `port` for this caller: true when the reservation file was created
-/// (or a stale one replaced), false when another caller holds it.
-fn reserve(port: u16) -> bool {
-    let dir = reservation_dir();
+/// Whether [`reserve`] got the port.
+#[derive(Debug, PartialEq, Eq)]
+enum Reservation {
+    /// The reservation file was created (or a stale one replaced).
+    Made,
+    /// Another caller holds it: pick another port.
+    Held,
+    /// The directory cannot be used (not writable, say): the port is taken
+    /// unreserved, still from outside the ephemeral range.
+    Unusable,
+}
+
+/// Reserves `port` for this caller in [`reservation_dir`].
+fn reserve(port: u16) -> Reservation {
+    reserve_in(&reservation_dir(), port)
+}
+
+fn reserve_in(dir: &Path, port: u16) -> Reservation {
     let path = dir.join(port.to_string());
     for _ in 0..2 {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
                 // Who took it, for a person looking at the directory.
                 let _ = writeln!(f, "{}", std::process::id());
-                return true;
+                return Reservation::Made;
             }
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let age = std::fs::metadata(&path)
@@ -89,27 +103,30 @@ fn reserve(port: u16) -> bool {
                     Some(age) if age > RESERVATION_TTL => {
                         let _ = std::fs::remove_file(&path);
                     }
-                    _ => return false,
+                    _ => return Reservation::Held,
                 }
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                if std::fs::create_dir_all(&dir).is_err() {
-                    return false;
+                if std::fs::create_dir_all(dir).is_err() {
+                    return Reservation::Unusable;
                 }
                 // Shared by every user's tests, as /tmp is: sticky and world-writable.
-                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
             }
-            Err(_) => return false,
+            Err(_) => return Reservation::Unusable,
         }
     }
-    false
+    // A stale file that another caller took over between the two tries.
+    Reservation::Held
 }
 
 /// A loopback port nothing listens on, for a server the test starts (and may
 /// restart) on it; see the crate docs for why not port 0.
 ///
-/// Falls back to the kernel's pick (bind port 0) only when the ephemeral range
-/// leaves no port above [`LOWEST`] or the reservation directory is unusable.
+/// When the reservation directory cannot be used, the port is still one from
+/// outside the ephemeral range, unreserved. Falls back to the kernel's pick (bind
+/// port 0) only when that range leaves no port above [`LOWEST`], or 256 picks in
+/// a row were held or bound.
 ///
 /// # Panics
 /// When even port 0 cannot be bound on 127.0.0.1: no loopback, no test.
@@ -130,7 +147,7 @@ pub fn free_port() -> u16 {
                 }
                 k -= n;
             }
-            if reserve(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if reserve(port) != Reservation::Held && TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
         }
@@ -163,12 +180,22 @@ mod tests {
     #[test]
     fn a_held_reservation_is_refused_and_a_stale_one_taken_over() {
         let port = free_port();
-        assert!(!reserve(port), "reserved twice");
+        assert_eq!(reserve(port), Reservation::Held, "reserved twice");
         let path = reservation_dir().join(port.to_string());
         let old = SystemTime::now() - RESERVATION_TTL - Duration::from_secs(60);
         std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(old)).unwrap();
-        assert!(reserve(port), "a stale reservation was not taken over");
-        assert!(!reserve(port));
+        assert_eq!(reserve(port), Reservation::Made, "a stale reservation was not taken over");
+        assert_eq!(reserve(port), Reservation::Held);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_is_unusable_not_held() {
+        // A regular file where the directory should be: create_dir_all fails.
+        let file = std::env::temp_dir().join(format!("scram-dh-testkit-not-a-dir-{}", std::process::id()));
+        std::fs::write(&file, b"").unwrap();
+        let got = reserve_in(&file.join("ports"), 20_000);
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(got, Reservation::Unusable);
     }
 
     #[test]
