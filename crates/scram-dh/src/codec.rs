@@ -75,7 +75,9 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
+    /// The state is over: what is left may only be the engine's zero padding
+    /// (`engine::SEAL_RUN`), never another byte.
     pub(crate) fn end(self) -> Result<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(corrupt()) }
+        if self.0.iter().all(|&b| b == 0) { Ok(()) } else { Err(corrupt()) }
     }
 }

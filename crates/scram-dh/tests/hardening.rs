@@ -186,6 +186,10 @@ fn sealed_state_is_all_a_store_sees() {
         assert!(!contains(blob, &record.salt[..16]), "salt in a session blob");
         // Neither plaintext state format byte ('r'/'A') followed by lp(username).
         assert!(blob.len() > 24 + 16, "nonce and tag around the state");
+        // Expiry, nonce, the state zero-padded to whole 256-byte runs (four ChaCha20
+        // blocks: the engine's SEAL_RUN), tag.
+        let sealed = blob.len() - 8 - 24 - 16;
+        assert!(sealed > 0 && sealed % 256 == 0, "state sealed in {sealed} bytes");
     }
 }
 

@@ -490,8 +490,11 @@ mod tests {
         assert_eq!(back.to_bytes(), bytes);
         assert_eq!(back.status, Status::UnknownUser);
         assert!(PendingSasl::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        // Zeros after the state are the engine's seal padding; any other byte is junk.
         let mut extra = bytes.to_vec();
-        extra.push(0);
+        extra.extend_from_slice(&[0; 50]);
+        assert_eq!(PendingSasl::from_bytes(&extra).unwrap().to_bytes(), bytes);
+        extra.push(1);
         assert!(PendingSasl::from_bytes(&extra).is_err());
         let mut bad_status = bytes.to_vec();
         let n = bad_status.len();
