@@ -54,17 +54,10 @@ fn ephemeral_range() -> (u16, u16) {
         .unwrap_or((32_768, 60_999))
 }
 
-/// The ports outside the ephemeral range, from [`LOWEST`] up, as inclusive ranges.
-fn candidate_ranges() -> Vec<(u16, u16)> {
+/// The ports outside the ephemeral range, from [`LOWEST`] up.
+fn candidates() -> Vec<u16> {
     let (lo, hi) = ephemeral_range();
-    let mut ranges = Vec::new();
-    if lo > LOWEST {
-        ranges.push((LOWEST, lo - 1));
-    }
-    if hi < u16::MAX {
-        ranges.push((hi.saturating_add(1).max(LOWEST), u16::MAX));
-    }
-    ranges
+    (LOWEST..=u16::MAX).filter(|p| !(lo..=hi).contains(p)).collect()
 }
 
 /// Whether [`reserve`] got the port.
@@ -131,22 +124,12 @@ fn reserve_in(dir: &Path, port: u16) -> Reservation {
 /// # Panics
 /// When even port 0 cannot be bound on 127.0.0.1: no loopback, no test.
 pub fn free_port() -> u16 {
-    let ranges = candidate_ranges();
-    let total: u32 = ranges.iter().map(|&(a, b)| u32::from(b - a) + 1).sum();
-    if total > 0 {
+    let ports = candidates();
+    if !ports.is_empty() {
         let mut rng = RandomState::new().build_hasher();
         for attempt in 0..256u32 {
             rng.write_u32(attempt);
-            let mut k = (rng.finish() % u64::from(total)) as u32;
-            let mut port = 0;
-            for &(a, b) in &ranges {
-                let n = u32::from(b - a) + 1;
-                if k < n {
-                    port = a + k as u16;
-                    break;
-                }
-                k -= n;
-            }
+            let port = ports[(rng.finish() % ports.len() as u64) as usize];
             if reserve(port) != Reservation::Held && TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 return port;
             }
@@ -199,11 +182,12 @@ mod tests {
     }
 
     #[test]
-    fn the_ranges_leave_out_the_ephemeral_range() {
+    fn the_candidates_leave_out_the_ephemeral_range() {
         let (lo, hi) = ephemeral_range();
-        for (a, b) in candidate_ranges() {
-            assert!(a >= LOWEST && a <= b);
-            assert!(b < lo || a > hi, "{a}-{b} overlaps {lo}-{hi}");
+        let ports = candidates();
+        assert!(!ports.is_empty());
+        for p in ports {
+            assert!(p >= LOWEST && !(lo..=hi).contains(&p), "{p} is in {lo}-{hi}");
         }
     }
 }
